@@ -1,0 +1,41 @@
+/*
+ * main.c - the posthorn command: dispatches to a subcommand. Today: sink (the default).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/commands.h"
+
+static const char main_help[] =
+    "usage: posthorn COMMAND [options]\n"
+    "\n"
+    "Posthorn is an SMTP server (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,\n"
+    "ENHANCEDSTATUSCODES and CHUNKING), also usable as the C library libposthorn.\n"
+    "\n"
+    "Commands:\n"
+    "  sink      development sink: accept every message, print and/or store it\n"
+    "            (posthorn sink --help for its options)\n"
+    "\n"
+    "  posthorn --help       this help\n"
+    "  posthorn --version    print the version\n"
+    "\n"
+    "Without a command, posthorn runs `posthorn sink` on 127.0.0.1:2525.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cmd_sink(argc, argv);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(main_help, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("posthorn %s\n", POSTHORN_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "sink") == 0)
+        return cmd_sink(argc - 1, argv + 1);
+    fprintf(stderr, "posthorn: unknown command '%s'\n%s", argv[1], main_help);
+    return 2;
+}

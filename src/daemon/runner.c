@@ -1,0 +1,184 @@
+/*
+ * runner.c - the daemon's process model (see runner.h). The parent binds, logs the listening
+ * addresses, then either serves itself (one worker) or supervises forked workers. A worker
+ * failing to start is an error exit; a worker dying later is restarted after a pause.
+ */
+#include "daemon/runner.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/logbuf.h"
+
+#define MAX_WORKERS 64
+
+static void shutdown_done(posthorn_server *srv, void *arg)
+{
+    (void)srv;
+    event_base_loopbreak(arg);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    posthorn_server *srv = arg;
+    logbuf_now(POSTHORN_LOG_INFO, "event=signal signal=%d pid=%d", (int)sig, (int)getpid());
+    posthorn_server_shutdown(srv, shutdown_done, posthorn_server_base(srv));
+}
+
+/* One event loop serving the shared sockets until a graceful shutdown. */
+static int serve(const runner_config *rc, const int *fds)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct event_base *base = event_base_new();
+    if (!base)
+        return 1;
+    posthorn_server *srv = posthorn_server_new(base, rc->hooks, rc->options, rc->user);
+    if (!srv) {
+        event_base_free(base);
+        return 1;
+    }
+    posthorn_server_set_log(srv, logbuf_log, rc->log_level, NULL);
+    for (unsigned i = 0; i < rc->nlisten; i++) {
+        int fd = dup(fds[i]);
+        if (fd < 0 || posthorn_server_listen_fd(srv, fd) < 0) {
+            logbuf_now(POSTHORN_LOG_ERROR, "event=error what=listen address=%s", rc->listen[i]);
+            posthorn_server_free(srv);
+            event_base_free(base);
+            return 1;
+        }
+    }
+    struct event *term = evsignal_new(base, SIGTERM, signal_cb, srv);
+    struct event *intr = evsignal_new(base, SIGINT, signal_cb, srv);
+    event_add(term, NULL);
+    event_add(intr, NULL);
+    logbuf_start(base);
+    event_base_dispatch(base);
+    logbuf_stop();
+    event_free(term);
+    event_free(intr);
+    posthorn_server_free(srv);
+    event_base_free(base);
+    return 0;
+}
+
+static pid_t start_worker(const runner_config *rc, const int *fds, const sigset_t *old)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, old, NULL);
+        _exit(serve(rc, fds));
+    }
+    return pid;
+}
+
+static void stop_workers(pid_t *pids, unsigned n, int sig)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (pids[i] > 0)
+            kill(pids[i], sig);
+}
+
+/* Waits for every worker; escalates to SIGKILL after the grace time. */
+static void reap_all(pid_t *pids, unsigned n, unsigned grace_ms)
+{
+    time_t deadline = time(NULL) + (time_t)(grace_ms / 1000) + 5;
+    unsigned alive = n;
+    while (alive) {
+        pid_t p = waitpid(-1, NULL, WNOHANG);
+        if (p > 0) {
+            for (unsigned i = 0; i < n; i++)
+                if (pids[i] == p)
+                    pids[i] = 0, alive--;
+            continue;
+        }
+        if (p < 0 && errno == ECHILD)
+            break;
+        if (time(NULL) >= deadline) {
+            stop_workers(pids, n, SIGKILL);
+            deadline = time(NULL) + 5;
+        }
+        usleep(20000);
+    }
+}
+
+static int supervise(const runner_config *rc, const int *fds)
+{
+    pid_t pids[MAX_WORKERS] = {0};
+    unsigned n = rc->workers > MAX_WORKERS ? MAX_WORKERS : rc->workers;
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    for (unsigned i = 0; i < n; i++)
+        if ((pids[i] = start_worker(rc, fds, &old)) < 0)
+            return stop_workers(pids, i, SIGTERM), 1;
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig != SIGCHLD)
+            break;
+        int status;
+        pid_t p;
+        while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+            for (unsigned i = 0; i < n; i++) {
+                if (pids[i] != p)
+                    continue;
+                logbuf_now(POSTHORN_LOG_ERROR, "event=worker_died pid=%d status=%d", (int)p,
+                           status);
+                sleep(1); /* no tight restart loop if workers keep dying */
+                pids[i] = start_worker(rc, fds, &old);
+            }
+        }
+    }
+    stop_workers(pids, n, SIGTERM);
+    reap_all(pids, n, rc->options->limits.shutdown_grace_ms);
+    return 0;
+}
+
+int runner_run(const runner_config *rc)
+{
+    int *fds = calloc(rc->nlisten ? rc->nlisten : 1, sizeof(int));
+    if (!fds)
+        return 1;
+    int status = 1;
+    unsigned bound = 0;
+    for (; bound < rc->nlisten; bound++) {
+        int port = 0;
+        fds[bound] = posthorn_listen_socket(rc->listen[bound], &port);
+        if (fds[bound] < 0) {
+            logbuf_now(POSTHORN_LOG_ERROR, "event=error what=listen address=%s error=\"%s\"",
+                       rc->listen[bound], strerror(-fds[bound]));
+            goto out;
+        }
+        if (strncmp(rc->listen[bound], "unix:", 5) == 0) {
+            logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s", rc->listen[bound]);
+        } else {
+            char host[256];
+            snprintf(host, sizeof(host), "%s", rc->listen[bound]);
+            char *colon = strrchr(host, ':');
+            if (colon)
+                *colon = '\0';
+            logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s:%d", host, port);
+        }
+    }
+    status = rc->workers > 1 ? supervise(rc, fds) : serve(rc, fds);
+out:
+    for (unsigned i = 0; i < bound; i++)
+        close(fds[i]);
+    for (unsigned i = 0; i < rc->nlisten; i++)
+        if (strncmp(rc->listen[i], "unix:", 5) == 0 && i < bound)
+            unlink(rc->listen[i] + 5);
+    free(fds);
+    return status;
+}

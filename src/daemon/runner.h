@@ -1,0 +1,24 @@
+/*
+ * runner.h - runs a posthorn_server as a daemon: binds the listeners once, then serves in this
+ * process or in N pre-forked workers (each with its own event loop on the shared sockets),
+ * handles SIGTERM/SIGINT as a graceful shutdown and restarts a worker that dies.
+ */
+#ifndef POSTHORN_DAEMON_RUNNER_H
+#define POSTHORN_DAEMON_RUNNER_H
+
+#include "posthorn/posthorn.h"
+
+typedef struct runner_config {
+    const char **listen;        /* addresses, borrowed */
+    unsigned nlisten;
+    unsigned workers;           /* 1 = no fork */
+    posthorn_log_level log_level;
+    const posthorn_hooks *hooks;
+    const posthorn_options *options;
+    void *user;                 /* server user pointer (each worker gets the same value) */
+} runner_config;
+
+/* Returns the process exit status (0 after a clean shutdown). */
+int runner_run(const runner_config *rc);
+
+#endif

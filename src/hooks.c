@@ -1,0 +1,170 @@
+/*
+ * hooks.c - turns the core's hook requests into calls of the embedder's hooks (a missing hook
+ * accepts), assigns the queue id and builds the Received: trace header (RFC 5321 4.4) at the
+ * start of a message, and writes the per-event log lines (key=value, with sid and qid).
+ * Owns nothing long-lived; verdict strings stay the hook's until the core copies them.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server_internal.h"
+
+#define LOG_SID "sid=%016llx"
+#define SID(s) ((unsigned long long)(s)->id)
+
+/* Alphabet for queue ids: digits and upper-case letters without look-alikes. */
+static const char qid_alphabet[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
+
+static size_t put_base(char *out, uint64_t v, unsigned digits)
+{
+    const uint64_t base = sizeof(qid_alphabet) - 1;
+    for (unsigned i = digits; i-- > 0;) {
+        out[i] = qid_alphabet[v % base];
+        v /= base;
+    }
+    return digits;
+}
+
+/* Unique per machine: microseconds, process id, and a per-process counter. */
+static void make_queue_id(posthorn_server *srv, char *out)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    uint64_t usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    size_t n = put_base(out, usec, 10);
+    n += put_base(out + n, (uint64_t)getpid() & 0x7fff, 3);
+    n += put_base(out + n, srv->qid_counter++ & 0x3ff, 2);
+    out[n] = '\0';
+}
+
+/* RFC 5322 date-time in UTC, e.g. "Tue, 24 Nov 2026 00:30:00 +0000". */
+static void rfc5322_date(char *buf, size_t len)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
+             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+static void client_literal(const posthorn_session *s, char *buf, size_t len)
+{
+    if (!s->client_ip[0])
+        snprintf(buf, len, "localhost");
+    else if (strchr(s->client_ip, ':'))
+        snprintf(buf, len, "[IPv6:%s]", s->client_ip);
+    else
+        snprintf(buf, len, "[%s]", s->client_ip);
+}
+
+/* The Received: header: from (HELO name and address), by, with (protocol), id, for, date. */
+static int build_received(posthorn_session *s, char *buf, size_t len)
+{
+    const smtp_txn *t = smtp_session_txn(s->core);
+    char date[64], lit[80], forpart[300] = "";
+    rfc5322_date(date, sizeof(date));
+    client_literal(s, lit, sizeof(lit));
+    if (t->rcpt_count == 1 && strlen(t->rcpts[0]) < 280) /* name one recipient only */
+        snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>", t->rcpts[0]);
+    int n = snprintf(buf, len, "Received: from %s (%s)\r\n\tby %s (Posthorn) with %s id %s%s;\r\n\t%s\r\n",
+                     smtp_session_helo(s->core), lit, s->srv->hostname,
+                     smtp_session_protocol(s->core), t->queue_id, forpart, date);
+    return n > 0 && (size_t)n < len ? n : -1;
+}
+
+static posthorn_verdict data_start(posthorn_session *s)
+{
+    posthorn_server *srv = s->srv;
+    smtp_txn *t = smtp_session_txn_mut(s->core);
+    make_queue_id(srv, t->queue_id);
+    ph_log(srv, POSTHORN_LOG_DEBUG, "event=data " LOG_SID " qid=%s", SID(s), t->queue_id);
+    posthorn_verdict v = srv->hooks.on_data_start
+                             ? srv->hooks.on_data_start(s, srv->user) : posthorn_accept();
+    if (v.action == POSTHORN_ACCEPT || v.action == POSTHORN_PENDING) {
+        char hdr[1024];
+        int n = build_received(s, hdr, sizeof(hdr));
+        if (n < 0 || smtp_session_set_prefix(s->core, hdr, (size_t)n) < 0)
+            return posthorn_reject(451, "4.3.0", "Local error building the trace header");
+    }
+    return v;
+}
+
+static posthorn_verdict message_done(posthorn_session *s)
+{
+    posthorn_server *srv = s->srv;
+    posthorn_verdict v = srv->hooks.on_message ? srv->hooks.on_message(s, srv->user)
+                                               : posthorn_accept();
+    if (v.action == POSTHORN_ACCEPT) {
+        const smtp_txn *t = smtp_session_txn(s->core);
+        s->rcpts_total += (unsigned)t->rcpt_count;
+        ph_log(srv, POSTHORN_LOG_INFO,
+               "event=accepted " LOG_SID " qid=%s size=%llu from=<%s> nrcpt=%zu", SID(s),
+               t->queue_id, (unsigned long long)t->size, t->mail_from, t->rcpt_count);
+    }
+    return v;
+}
+
+posthorn_verdict ph_hooks_call(posthorn_session *s, const smtp_hook_req *req)
+{
+    posthorn_server *srv = s->srv;
+    const posthorn_hooks *h = &srv->hooks;
+    switch (req->kind) {
+    case HOOK_CONNECT:
+        return h->on_connect ? h->on_connect(s, srv->user) : posthorn_accept();
+    case HOOK_HELO:
+        ph_log(srv, POSTHORN_LOG_INFO, "event=helo " LOG_SID " name=%s ehlo=%d", SID(s),
+               req->arg, req->ehlo);
+        return h->on_helo ? h->on_helo(s, req->arg, req->ehlo, srv->user) : posthorn_accept();
+    case HOOK_MAIL:
+        ph_log(srv, POSTHORN_LOG_INFO, "event=mail " LOG_SID " from=<%s>", SID(s),
+               req->path->mailbox);
+        return h->on_mail ? h->on_mail(s, req->path->mailbox, srv->user) : posthorn_accept();
+    case HOOK_RCPT:
+        ph_log(srv, POSTHORN_LOG_INFO, "event=rcpt " LOG_SID " to=<%s>", SID(s),
+               req->path->mailbox);
+        return h->on_rcpt ? h->on_rcpt(s, req->path->mailbox, srv->user) : posthorn_accept();
+    case HOOK_DATA_START:
+        return data_start(s);
+    case HOOK_DATA_CHUNK:
+        return h->on_data_chunk ? h->on_data_chunk(s, req->chunk, req->chunk_len, srv->user)
+                                : posthorn_accept();
+    case HOOK_MESSAGE:
+        return message_done(s);
+    case HOOK_NONE:
+        break;
+    }
+    return posthorn_accept();
+}
+
+void ph_hooks_abort(posthorn_session *s)
+{
+    if (s->srv->hooks.on_abort)
+        s->srv->hooks.on_abort(s, s->srv->user);
+}
+
+void ph_hooks_disconnect(posthorn_session *s)
+{
+    posthorn_server *srv = s->srv;
+    ph_log(srv, POSTHORN_LOG_INFO,
+           "event=disconnect " LOG_SID " client=%s commands=%u messages=%u rcpts=%u errors=%u "
+           "duration_ms=%llu",
+           SID(s), s->client_ip[0] ? s->client_ip : "unix", smtp_session_commands(s->core),
+           smtp_session_messages(s->core), s->rcpts_total, smtp_session_error_count(s->core),
+           (unsigned long long)(ph_now_ms() - s->started_ms));
+    if (srv->hooks.on_disconnect)
+        srv->hooks.on_disconnect(s, srv->user);
+}
+
+void ph_hooks_on_refusal(void *ctx, const char *verb, int code, const char *line)
+{
+    posthorn_session *s = ctx;
+    const smtp_txn *t = smtp_session_txn(s->core);
+    ph_log(s->srv, POSTHORN_LOG_INFO, "event=rejected " LOG_SID " qid=%s command=%s code=%d reply=\"%s\"",
+           SID(s), t && t->queue_id[0] ? t->queue_id : "-", verb, code, line);
+}

@@ -1,0 +1,105 @@
+/*
+ * server_internal.h - the structures behind the opaque posthorn_server and posthorn_session,
+ * shared by server.c (lifecycle, registry, resume), hooks.c (core hook requests -> user hooks),
+ * io/connection.c (bytes <-> core) and io/listener.c (sockets). Not installed.
+ */
+#ifndef POSTHORN_SERVER_INTERNAL_H
+#define POSTHORN_SERVER_INTERNAL_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdint.h>
+
+#include "io/ipcount.h"
+#include "posthorn/posthorn.h"
+#include "proto/session.h"
+
+typedef struct ph_listener {
+    struct evconnlistener *evl;
+    int port;       /* local port, 0 for Unix sockets */
+    char *unix_path; /* owned; unlinked at close */
+} ph_listener;
+
+struct posthorn_session {
+    posthorn_server *srv;
+    uint64_t id;
+    smtp_session *core;
+    struct bufferevent *bev;
+    struct event *greet_timer;   /* greeting delay, lazily created */
+    void *user;
+    char client_ip[64];
+    int client_port;
+    uint64_t started_ms;
+    bool user_pending;           /* a user hook returned PENDING */
+    bool have_verdict;           /* posthorn_server_resume stored a verdict */
+    smtp_verdict verdict;        /* its strings are owned below */
+    char *verdict_enh, *verdict_text;
+    bool in_drive, closing, eof, dead, read_paused, counted_ip;
+    size_t to_drain;             /* input bytes the core consumed, drained after the hooks */
+    unsigned rcpts_total;
+    posthorn_session *next, *prev;     /* all sessions of the server */
+    posthorn_session *hash_next;       /* id registry chain */
+    posthorn_session *dead_next;       /* deferred free list */
+};
+
+struct posthorn_server {
+    struct event_base *base;
+    bool own_base;
+    posthorn_hooks hooks;
+    void *user;
+    posthorn_limits limits;
+    char *hostname, *banner;
+    ph_listener *listeners;
+    unsigned nlisteners;
+    posthorn_log_fn log_fn;
+    void *log_user;
+    posthorn_log_level log_min;
+    posthorn_session *sessions;  /* doubly linked list */
+    unsigned nsessions;
+    posthorn_session **hash;     /* id -> session */
+    size_t hash_size;
+    ph_ipcount ipcount;
+    uint64_t next_id;
+    uint32_t qid_counter;
+    posthorn_session *dead;      /* sessions awaiting free */
+    struct event *reaper;        /* frees dead sessions outside callbacks */
+    struct event *sweeper;       /* 1 s: session timeouts, shutdown deadline */
+    bool shutting_down;
+    uint64_t shutdown_deadline_ms;
+    void (*shutdown_done)(posthorn_server *, void *);
+    void *shutdown_arg;
+};
+
+/* server.c */
+uint64_t ph_now_ms(void);
+void ph_log(posthorn_server *srv, posthorn_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void ph_session_register(posthorn_server *srv, posthorn_session *s);
+void ph_session_unregister(posthorn_server *srv, posthorn_session *s);
+void ph_check_shutdown_done(posthorn_server *srv);
+
+/* io/connection.c */
+void ph_connection_accept(posthorn_server *srv, int fd, const struct sockaddr *sa, int salen);
+void ph_connection_drive(posthorn_session *s);
+void ph_connection_close(posthorn_session *s);
+/* Marks the session dead (disconnect hook, unregister) and queues the free. */
+void ph_connection_free_later(posthorn_session *s);
+void ph_connection_free(posthorn_session *s);
+
+/* io/listener.c */
+int ph_listener_open(posthorn_server *srv, const char *address);
+int ph_listener_adopt(posthorn_server *srv, int fd);
+void ph_listeners_close(posthorn_server *srv);
+void ph_listeners_disable(posthorn_server *srv);
+/* Creates a bound, listening socket for address (for pre-fork workers): fd or -errno. */
+int ph_listener_bind(const char *address, int *port_out);
+
+/* hooks.c */
+/* Calls the user hook for the core's pending request; returns its verdict. */
+posthorn_verdict ph_hooks_call(posthorn_session *s, const smtp_hook_req *req);
+void ph_hooks_abort(posthorn_session *s);
+void ph_hooks_disconnect(posthorn_session *s);
+/* Logs a refusal the core sent (the session config's on_refusal). */
+void ph_hooks_on_refusal(void *ctx, const char *verb, int code, const char *line);
+
+#endif
