@@ -606,6 +606,8 @@ static size_t feed_command(smtp_session *s, const char *p, size_t len)
 size_t smtp_session_feed(smtp_session *s, const char *p, size_t len)
 {
     size_t used = 0;
+    if (s->want_close)
+        return len; /* closing: whatever else the client sends is dropped */
     if (s->phase == PH_CONNECT && len) {
         /* RFC 5321 4.3.1: the client waits for the greeting; talking first is a violation */
         s->early_talker = true;
