@@ -290,7 +290,7 @@ void posthorn_server_shutdown(posthorn_server *srv, void (*done)(posthorn_server
     srv->shutdown_done = done;
     srv->shutdown_arg = arg;
     srv->shutdown_deadline_ms = ph_now_ms() + srv->limits.shutdown_grace_ms;
-    ph_listeners_disable(srv);
+    ph_listeners_close(srv); /* new clients are refused by the kernel, not left waiting */
     ph_log(srv, POSTHORN_LOG_INFO, "event=shutdown sessions=%u", srv->nsessions);
     sweep_cb(-1, 0, srv); /* closes idle sessions now */
     struct timeval tick = {0, 200000};

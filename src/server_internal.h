@@ -90,7 +90,6 @@ void ph_connection_free(posthorn_session *s);
 int ph_listener_open(posthorn_server *srv, const char *address);
 int ph_listener_adopt(posthorn_server *srv, int fd);
 void ph_listeners_close(posthorn_server *srv);
-void ph_listeners_disable(posthorn_server *srv);
 /* Creates a bound, listening socket for address (for pre-fork workers): fd or -errno. */
 int ph_listener_bind(const char *address, int *port_out);
 

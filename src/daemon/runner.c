@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,8 +48,10 @@ static int serve(const runner_config *rc, const int *fds)
     }
     posthorn_server_set_log(srv, logbuf_log, rc->log_level, NULL);
     for (unsigned i = 0; i < rc->nlisten; i++) {
-        int fd = dup(fds[i]);
-        if (fd < 0 || posthorn_server_listen_fd(srv, fd) < 0) {
+        /* the server takes this process's descriptor: at shutdown it closes it, and the kernel
+         * refuses new clients once no process holds the socket any more */
+        int fd = fds[i];
+        if (posthorn_server_listen_fd(srv, fd) < 0) {
             logbuf_now(POSTHORN_LOG_ERROR, "event=error what=listen address=%s", rc->listen[i]);
             posthorn_server_free(srv);
             event_base_free(base);
@@ -141,13 +144,26 @@ static int supervise(const runner_config *rc, const int *fds)
             }
         }
     }
+    for (unsigned i = 0; i < rc->nlisten; i++)
+        close(fds[i]); /* only the workers hold the sockets now */
     stop_workers(pids, n, SIGTERM);
     reap_all(pids, n, rc->options->limits.shutdown_grace_ms);
     return 0;
 }
 
+/* Each connection is a descriptor: use all the kernel allows us (the soft limit is often 1024). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int runner_run(const runner_config *rc)
 {
+    raise_fd_limit();
     int *fds = calloc(rc->nlisten ? rc->nlisten : 1, sizeof(int));
     if (!fds)
         return 1;
@@ -174,8 +190,9 @@ int runner_run(const runner_config *rc)
     }
     status = rc->workers > 1 ? supervise(rc, fds) : serve(rc, fds);
 out:
-    for (unsigned i = 0; i < bound; i++)
-        close(fds[i]);
+    if (status != 0 || bound < rc->nlisten) /* on success serve/supervise closed them */
+        for (unsigned i = 0; i < bound; i++)
+            close(fds[i]);
     for (unsigned i = 0; i < rc->nlisten; i++)
         if (strncmp(rc->listen[i], "unix:", 5) == 0 && i < bound)
             unlink(rc->listen[i] + 5);

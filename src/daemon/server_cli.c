@@ -49,7 +49,8 @@ const char server_cli_help[] =
     "  --session-timeout SEC  longest session (default 3600)\n"
     "  --greeting-delay MS    wait before the banner; clients talking first get 554 (default 0)\n"
     "  --max-connections N    open sessions per worker (default 10000; 421 4.7.0)\n"
-    "  --max-per-ip N         open sessions per client address (default 100; 421 4.7.0)\n"
+    "  --max-per-ip N         open sessions per client address, 0 = no limit (421 4.7.0;\n"
+    "                         default 0 for the sink, a local tool; 100 otherwise)\n"
     "  --shutdown-grace SEC   on SIGTERM, time in-flight messages get to finish (default 30)\n";
 
 void server_cli_init(server_cli *c)

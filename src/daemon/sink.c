@@ -154,6 +154,7 @@ int cmd_sink(int argc, char **argv)
     static sink_config sc;
     server_cli cli;
     server_cli_init(&cli);
+    cli.options.limits.max_per_ip = 0; /* a development sink: local test clients open many */
     enum { OPT_STORE = 1, OPT_QUIET };
     struct option longopts[40] = {{"store", required_argument, NULL, OPT_STORE},
                                   {"quiet", no_argument, NULL, OPT_QUIET},

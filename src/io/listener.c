@@ -165,12 +165,6 @@ int ph_listener_open(posthorn_server *srv, const char *address)
     return 0;
 }
 
-void ph_listeners_disable(posthorn_server *srv)
-{
-    for (unsigned i = 0; i < srv->nlisteners; i++)
-        evconnlistener_disable(srv->listeners[i].evl);
-}
-
 void ph_listeners_close(posthorn_server *srv)
 {
     for (unsigned i = 0; i < srv->nlisteners; i++) {
