@@ -161,10 +161,28 @@ void ph_hooks_disconnect(posthorn_session *s)
         srv->hooks.on_disconnect(s, srv->user);
 }
 
+/* Splits "550 5.7.1 text" into the enhanced code and the text; quotes become '. */
+static void split_reply(const char *line, char *enh, size_t enhlen, char *reason, size_t rlen)
+{
+    const char *p = line + (strlen(line) > 4 ? 4 : strlen(line));
+    size_t n = strcspn(p, " ");
+    bool has_enh = n > 0 && p[0] >= '2' && p[0] <= '5' && p[1] == '.';
+    snprintf(enh, enhlen, "%.*s", has_enh ? (int)n : 1, has_enh ? p : "-");
+    if (has_enh)
+        p += n + (p[n] == ' ');
+    snprintf(reason, rlen, "%s", p);
+    for (char *c = reason; *c; c++)
+        if (*c == '"' || *c == '\\')
+            *c = '\'';
+}
+
 void ph_hooks_on_refusal(void *ctx, const char *verb, int code, const char *line)
 {
     posthorn_session *s = ctx;
     const smtp_txn *t = smtp_session_txn(s->core);
-    ph_log(s->srv, POSTHORN_LOG_INFO, "event=rejected " LOG_SID " qid=%s command=%s code=%d reply=\"%s\"",
-           SID(s), t && t->queue_id[0] ? t->queue_id : "-", verb, code, line);
+    char enh[16], reason[512];
+    split_reply(line, enh, sizeof(enh), reason, sizeof(reason));
+    ph_log(s->srv, POSTHORN_LOG_INFO,
+           "event=rejected " LOG_SID " qid=%s command=%s code=%d enhanced=%s reason=\"%s\"",
+           SID(s), t && t->queue_id[0] ? t->queue_id : "-", verb, code, enh, reason);
 }

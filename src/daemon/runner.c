@@ -62,6 +62,11 @@ static int serve(const runner_config *rc, const int *fds)
     struct event *intr = evsignal_new(base, SIGINT, signal_cb, srv);
     event_add(term, NULL);
     event_add(intr, NULL);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &stop, NULL); /* a signal that came early is delivered now */
     logbuf_start(base);
     event_base_dispatch(base);
     logbuf_stop();
@@ -164,6 +169,12 @@ static void raise_fd_limit(void)
 int runner_run(const runner_config *rc)
 {
     raise_fd_limit();
+    /* SIGTERM before the event loop is ready must still mean a clean shutdown: hold it */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop, NULL);
     int *fds = calloc(rc->nlisten ? rc->nlisten : 1, sizeof(int));
     if (!fds)
         return 1;

@@ -8,6 +8,9 @@
  * is reported, but input is still consumed (and counted) up to the real end marker, which only a
  * genuine CRLF "." CRLF can form (SMTP smuggling, CVE-2023-51764..51766).
  *
+ * Call contract details: a call may return a span together with done (the span, then the
+ * marker, which is never passed on); once done, further calls consume nothing and return 0.
+ *
  * Output is deterministic whatever the split: the concatenated spans are exactly the unstuffed
  * message octets before the byte at which the first error was detected (a bare CR is detected at
  * the byte after it, so a bare CR mid-line has already been passed on).
@@ -211,6 +214,11 @@ static bool must_stop(const smtp_data_framer *f, const feed_ctx *c)
 
 size_t smtp_data_feed(smtp_data_framer *f, const char *p, size_t len, smtp_data_out *out)
 {
+    out->span = NULL;
+    out->span_len = 0;
+    out->done = f->state == S_DONE;
+    if (len == 0) /* p may be NULL; NULL + 0 is undefined in C */
+        return 0;
     feed_ctx c = { .q = p, .end = p + len, .span = NULL, .span_end = NULL, .cr = NULL };
 
     /* After done nothing is consumed: the bytes belong to the next command. */

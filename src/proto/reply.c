@@ -131,7 +131,11 @@ static size_t vt_find_nl(const vtext *t, size_t from)
     return from;
 }
 
-/* One wire line: "ccc" sep [" " enh] [" " text] CRLF, text scrubbed and cut to fit 512. */
+/*
+ * One wire line: the code, sep ('-' continues, ' ' ends the reply), then the enhanced code
+ * and/or the text with a space between them, then CRLF. The text is scrubbed and cut so the
+ * line fits in 512 octets.
+ */
 static int emit_line(strbuf *out, int code, char sep, const char *enh, const vtext *t,
                      size_t from, size_t to)
 {

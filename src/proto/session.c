@@ -17,12 +17,19 @@
 
 #define EHLO_EXTENSIONS "PIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING"
 
+typedef enum line_state {
+    LS_NORMAL = 0,
+    LS_OVERFLOW, /* over max_line: 500 5.5.6 at the CRLF */
+    LS_BARE_LF,  /* a bare LF was answered: drop the rest silently up to the CRLF */
+} line_state;
+
 struct smtp_session {
     smtp_session_config cfg;
     smtp_phase phase;
     strbuf out;
     strbuf line;              /* a command line split across feeds */
-    bool line_overflow;       /* discarding the rest of an over-long line */
+    line_state line_state;    /* discarding the rest of a bad line? */
+    bool last_was_cr;         /* the last command byte consumed was CR */
     char *helo;
     bool esmtp, tls, auth;
     bool connect_ok, greet_ok, early_talker, want_close;
@@ -567,37 +574,67 @@ static void run_command(smtp_session *s, const char *line, size_t len)
 
 /* ---- command line assembly: CRLF only ------------------------------------------------- */
 
-/* A complete line (LF included at line[len-1]): check its ending, then run it. */
+/* A complete line ending in CRLF: reject a bare CR inside it, else run it. */
 static void handle_line(smtp_session *s, const char *line, size_t len)
 {
     s->hook_verb = V_UNKNOWN;
-    if (s->line_overflow) {
-        s->line_overflow = false;
-        s->hook_verb = V_UNKNOWN;
-        return protocol_error(s, R_LINE_TOO_LONG);
-    }
     if (s->cfg.max_line && len > s->cfg.max_line)
         return protocol_error(s, R_LINE_TOO_LONG);
-    if (len < 2 || line[len - 2] != '\r' || memchr(line, '\r', len - 2))
-        return protocol_error(s, R_BARE_LF); /* bare LF ends it, or a bare CR inside */
+    if (memchr(line, '\r', len - 2))
+        return protocol_error(s, R_BARE_LF);
     run_command(s, line, len - 2);
 }
 
-/* Consumes command bytes up to and including one LF (or all of them if there is none). */
+/* The end of a line (CRLF) in the discarding states: the reply owed, if any. */
+static void end_discarded_line(smtp_session *s)
+{
+    line_state st = s->line_state;
+    s->line_state = LS_NORMAL;
+    strbuf_clear(&s->line);
+    s->hook_verb = V_UNKNOWN;
+    if (st == LS_OVERFLOW)
+        protocol_error(s, R_LINE_TOO_LONG);
+}
+
+/*
+ * Consumes command bytes up to and including one LF (or all of them if there is none). Only
+ * CRLF ends a line (RFC 5321 2.3.8). A bare LF is answered at once with 500 5.5.2 and the rest
+ * of that "line", up to the next CRLF, is dropped unanswered: an LF-only client learns why it
+ * fails, and nothing after a bare LF can ever run as a command.
+ */
 static size_t feed_command(smtp_session *s, const char *p, size_t len)
 {
     const char *lf = memchr(p, '\n', len);
     size_t take = lf ? (size_t)(lf - p) + 1 : len;
-    if (!s->line.len && lf && !s->line_overflow) {
+    bool crlf = lf && (lf > p ? lf[-1] == '\r' : s->last_was_cr);
+    s->last_was_cr = p[take - 1] == '\r';
+    if (lf && !crlf) {
+        if (s->line_state != LS_BARE_LF) {
+            s->hook_verb = V_UNKNOWN;
+            protocol_error(s, R_BARE_LF);
+        }
+        s->line_state = LS_BARE_LF;
+        strbuf_clear(&s->line);
+        return take;
+    }
+    if (s->line_state != LS_NORMAL) {
+        if (lf)
+            end_discarded_line(s);
+        return take;
+    }
+    if (!s->line.len && lf) {
         handle_line(s, p, take); /* fast path: the whole line is in this input */
         return take;
     }
-    if (!s->line_overflow && strbuf_append(&s->line, p, take) < 0) {
-        s->line_overflow = true; /* over the limit: drop the rest of the line */
+    if (strbuf_append(&s->line, p, take) < 0) {
+        s->line_state = LS_OVERFLOW; /* over the limit: drop the rest of the line */
         strbuf_clear(&s->line);
+        if (lf)
+            end_discarded_line(s);
+        return take;
     }
     if (lf) {
-        handle_line(s, s->line.data ? s->line.data : "", s->line.len);
+        handle_line(s, s->line.data, s->line.len);
         strbuf_clear(&s->line);
     }
     return take;

@@ -78,6 +78,8 @@ int strbuf_appendf(strbuf *b, const char *fmt, ...)
     if (n < 0)
         goto fail;
     if ((size_t)n < room) {
+        /* Normally cap <= limit + 1 makes this hold already, but limit is a public field and
+         * may have been lowered after the buffer grew. */
         if (b->limit != 0 && b->len + (size_t)n > b->limit)
             goto fail;
         b->len += (size_t)n;

@@ -437,6 +437,9 @@ static void test_after_done(void **state)
     assert_null(o.span);
     assert_int_equal(smtp_data_feed(&f, "", 0, &o), 0);
     smtp_data_init(&f, 0, 0);
+    assert_int_equal(smtp_data_feed(&f, NULL, 0, &o), 0); /* empty read: no-op */
+    assert_false(o.done);
+    assert_null(o.span);
     assert_int_equal(smtp_data_feed(&f, "X", 1, &o), 1);
     assert_false(o.done);
     assert_non_null(o.span);

@@ -175,12 +175,29 @@ static void test_strbuf_binary(void **state)
     strbuf_free(&b); /* idempotent */
 }
 
+/* limit is a public field: lowering it after growth still stops both kinds of append. */
+static void test_strbuf_lowered_limit(void **state)
+{
+    (void)state;
+    strbuf b;
+    strbuf_init(&b, 0);
+    assert_int_equal(strbuf_append(&b, "hello", 5), 0);
+    b.limit = 6;
+    assert_int_equal(strbuf_appendf(&b, "%s", "xy"), -1);
+    assert_int_equal(strbuf_append(&b, "xy", 2), -1);
+    assert_string_equal(b.data, "hello");
+    assert_int_equal(strbuf_appendf(&b, "%c", '!'), 0);
+    assert_string_equal(b.data, "hello!");
+    strbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strbuf_cases),
         cmocka_unit_test(test_strbuf_long),
         cmocka_unit_test(test_strbuf_binary),
+        cmocka_unit_test(test_strbuf_lowered_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
