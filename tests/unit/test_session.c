@@ -31,7 +31,8 @@ static char *take_output(smtp_session *s, char *buf, size_t len)
 {
     strbuf *o = smtp_session_output(s);
     size_t n = o->len < len - 1 ? o->len : len - 1;
-    memcpy(buf, o->data, n);
+    if (n)
+        memcpy(buf, o->data, n);
     buf[n] = '\0';
     strbuf_clear(o);
     return buf;
