@@ -36,7 +36,7 @@ test-asan: setup
 fuzz: setup
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTHORN_FUZZ=ON \
 	  -DPOSTHORN_TESTS=OFF -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
-	cmake --build $(BUILD_FUZZ) -j$(JOBS)
+	cmake --build $(BUILD_FUZZ) -j$(JOBS) --target fuzzers
 	./tests/fuzz/run.sh $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
 bench: build
