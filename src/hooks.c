@@ -35,7 +35,7 @@ static void make_queue_id(posthorn_server *srv, char *out)
     gettimeofday(&tv, NULL);
     uint64_t usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
     size_t n = put_base(out, usec, 10);
-    n += put_base(out + n, (uint64_t)getpid() & 0x7fff, 3);
+    n += put_base(out + n, (uint64_t)srv->pid & 0x7fff, 3);
     n += put_base(out + n, srv->qid_counter++ & 0x3ff, 2);
     out[n] = '\0';
 }
@@ -146,6 +146,12 @@ void ph_hooks_abort(posthorn_session *s)
 {
     if (s->srv->hooks.on_abort)
         s->srv->hooks.on_abort(s, s->srv->user);
+}
+
+void ph_hooks_rset(posthorn_session *s)
+{
+    if (s->srv->hooks.on_rset)
+        s->srv->hooks.on_rset(s, s->srv->user);
 }
 
 void ph_hooks_disconnect(posthorn_session *s)

@@ -7,7 +7,6 @@
  * negative errno; nothing here exits the process.
  */
 #include <errno.h>
-#include <event2/bufferevent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +194,16 @@ posthorn_server *posthorn_server_new(struct event_base *base, const posthorn_hoo
     ph_ipcount_init(&srv->ipcount);
     if (!srv->base || copy_options(srv, opts) < 0 || hash_grow(srv) < 0)
         goto fail;
+    srv->pid = getpid();
+    srv->rbuf = malloc(PH_READ_BUFFER);
+    if (!srv->rbuf)
+        goto fail;
+    if (srv->limits.idle_timeout_ms) {
+        struct timeval tv = {srv->limits.idle_timeout_ms / 1000,
+                             (srv->limits.idle_timeout_ms % 1000) * 1000};
+        /* one timer queue for every session: O(1) re-arming instead of heap updates */
+        srv->idle_tv = event_base_init_common_timeout(srv->base, &tv);
+    }
     srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
     srv->sweeper = event_new(srv->base, -1, EV_PERSIST, sweep_cb, srv);
     if (!srv->reaper || !srv->sweeper)
@@ -226,6 +235,7 @@ void posthorn_server_free(posthorn_server *srv)
         event_free(srv->sweeper);
     ph_ipcount_free(&srv->ipcount);
     free(srv->hash);
+    free(srv->rbuf);
     free(srv->hostname);
     free(srv->banner);
     if (srv->own_base && srv->base)

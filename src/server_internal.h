@@ -9,10 +9,14 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "io/ipcount.h"
 #include "posthorn/posthorn.h"
 #include "proto/session.h"
+
+/* Size of the shared read buffer: one read() takes at most this much. */
+#define PH_READ_BUFFER (64 * 1024)
 
 typedef struct ph_listener {
     struct evconnlistener *evl;
@@ -24,8 +28,11 @@ struct posthorn_session {
     posthorn_server *srv;
     uint64_t id;
     smtp_session *core;
-    struct bufferevent *bev;
+    int fd;
+    struct event *read_ev;       /* persistent; its timeout is the idle timeout */
+    struct event *write_ev;      /* only pending while replies wait for the socket */
     struct event *greet_timer;   /* greeting delay, lazily created */
+    strbuf inq;                  /* input read but not yet consumed (a hook was pending) */
     void *user;
     char client_ip[64];
     int client_port;
@@ -34,8 +41,8 @@ struct posthorn_session {
     bool have_verdict;           /* posthorn_server_resume stored a verdict */
     smtp_verdict verdict;        /* its strings are owned below */
     char *verdict_enh, *verdict_text;
-    bool in_drive, closing, eof, dead, read_paused, counted_ip;
-    size_t to_drain;             /* input bytes the core consumed, drained after the hooks */
+    bool in_drive, closing, eof, dead, reading, counted_ip;
+    size_t to_drain;             /* input bytes the core consumed, dropped after the hooks */
     unsigned rcpts_total;
     posthorn_session *next, *prev;     /* all sessions of the server */
     posthorn_session *hash_next;       /* id registry chain */
@@ -64,6 +71,9 @@ struct posthorn_server {
     posthorn_session *dead;      /* sessions awaiting free */
     struct event *reaper;        /* frees dead sessions outside callbacks */
     struct event *sweeper;       /* 1 s: session timeouts, shutdown deadline */
+    char *rbuf;                  /* shared read buffer: input is fed from here, zero-copy */
+    const struct timeval *idle_tv; /* common timeout for all read events */
+    pid_t pid;
     bool shutting_down;
     uint64_t shutdown_deadline_ms;
     void (*shutdown_done)(posthorn_server *, void *);
@@ -97,6 +107,7 @@ int ph_listener_bind(const char *address, int *port_out);
 /* Calls the user hook for the core's pending request; returns its verdict. */
 posthorn_verdict ph_hooks_call(posthorn_session *s, const smtp_hook_req *req);
 void ph_hooks_abort(posthorn_session *s);
+void ph_hooks_rset(posthorn_session *s);
 void ph_hooks_disconnect(posthorn_session *s);
 /* Logs a refusal the core sent (the session config's on_refusal). */
 void ph_hooks_on_refusal(void *ctx, const char *verb, int code, const char *line);

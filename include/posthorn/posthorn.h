@@ -94,6 +94,8 @@ typedef struct posthorn_hooks {
     posthorn_verdict (*on_message)(posthorn_session *s, void *user);
     /* The transaction ended without a message (RSET, new EHLO, QUIT, failed DATA, close). */
     void (*on_abort)(posthorn_session *s, void *user);
+    /* The client sent RSET (after on_abort if a transaction was open). */
+    void (*on_rset)(posthorn_session *s, void *user);
     void (*on_disconnect)(posthorn_session *s, void *user);
 } posthorn_hooks;
 

@@ -192,6 +192,8 @@ int cmd_sink(int argc, char **argv)
     }
     if (!cli.nlisten)
         cli.listen[cli.nlisten++] = "127.0.0.1:2525";
+    static char outbuf[1 << 16]; /* one write per printed message (flushed per message) */
+    setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     static const posthorn_hooks hooks = {
         .on_data_start = on_data_start, .on_data_chunk = on_data_chunk,
         .on_message = on_message, .on_abort = on_abort, .on_disconnect = on_disconnect,

@@ -1,16 +1,18 @@
 /*
- * connection.c - one client connection: a libevent bufferevent around the pure session core.
- * Feeds input to the core without copying (chain by chain), runs the hooks the core asks for,
- * writes its replies, applies backpressure (reading pauses while a hook is pending or the
- * client does not read its replies) and the idle timeout, and closes with a deferred free so
- * no callback ever touches freed memory.
+ * connection.c - one client connection around the pure session core. Input is read into the
+ * server's shared buffer and fed to the core from there without copying; only bytes the core
+ * could not take yet (a hook is pending) are kept per connection. Replies are written straight
+ * to the socket; only what the socket refuses waits for a write event. So a synchronous
+ * session costs one read and one write per round trip and no event changes, and an idle one
+ * holds no buffers. Reading pauses while a hook is pending or the client does not read its
+ * replies (backpressure). The read event's timeout is the idle timeout. Closing frees later,
+ * from the server's reaper, so no callback ever touches freed memory.
  *
- * Owns: the bufferevent (and so the socket), the core session, the greeting timer.
+ * Owns: the socket, its events, the core session, the pending input.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -23,10 +25,11 @@
 
 /* Stop reading while this much output waits for a client that does not read (pipelining). */
 #define OUTPUT_HIGH_WATER (256u * 1024u)
+/* How long a closing connection may take to accept its last replies. */
+#define CLOSE_FLUSH_SECONDS 5
 
-static void read_cb(struct bufferevent *bev, void *arg);
-static void write_cb(struct bufferevent *bev, void *arg);
-static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void read_cb(evutil_socket_t fd, short what, void *arg);
+static void write_cb(evutil_socket_t fd, short what, void *arg);
 
 static void addr_to_text(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
 {
@@ -108,13 +111,38 @@ static int start_greeting_delay(posthorn_session *s)
     return evtimer_add(s->greet_timer, &tv);
 }
 
-static void set_idle_timeout(posthorn_session *s)
+static void set_reading(posthorn_session *s, bool on)
 {
-    unsigned ms = s->srv->limits.idle_timeout_ms;
-    if (!ms)
+    if (on == s->reading)
         return;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    if (on)
+        event_add(s->read_ev, s->srv->idle_tv);
+    else
+        event_del(s->read_ev);
+    s->reading = on;
+}
+
+static posthorn_session *new_session(posthorn_server *srv, int fd, const char *ip, int port)
+{
+    posthorn_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->srv = srv;
+    s->fd = fd;
+    s->id = srv->next_id++;
+    snprintf(s->client_ip, sizeof(s->client_ip), "%s", ip);
+    s->client_port = port;
+    s->started_ms = ph_now_ms();
+    strbuf_init(&s->inq, 0);
+    s->core = new_core(s);
+    s->read_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, read_cb, s);
+    s->write_ev = event_new(srv->base, fd, EV_WRITE, write_cb, s);
+    if (!s->core || !s->read_ev || !s->write_ev ||
+        (srv->limits.greeting_delay_ms && start_greeting_delay(s) < 0)) {
+        ph_connection_free(s); /* closes fd */
+        return NULL;
+    }
+    return s;
 }
 
 void ph_connection_accept(posthorn_server *srv, int fd, const struct sockaddr *sa, int salen)
@@ -125,50 +153,42 @@ void ph_connection_accept(posthorn_server *srv, int fd, const struct sockaddr *s
     addr_to_text(sa, ip, sizeof(ip), &port);
     if (over_limits(srv, fd, ip))
         return;
-    posthorn_session *s = calloc(1, sizeof(*s));
+    posthorn_session *s = new_session(srv, fd, ip, port);
     if (!s) {
-        refuse(fd, "421 4.3.0 Out of memory\r\n");
+        ph_log(srv, POSTHORN_LOG_ERROR, "event=error what=session_alloc client=%s", ip);
         return;
-    }
-    s->srv = srv;
-    s->id = srv->next_id++;
-    memcpy(s->client_ip, ip, sizeof(ip));
-    s->client_port = port;
-    s->started_ms = ph_now_ms();
-    s->core = new_core(s);
-    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!s->core || !s->bev || (srv->limits.greeting_delay_ms && start_greeting_delay(s) < 0)) {
-        if (!s->bev)
-            close(fd);
-        ph_connection_free(s);
-        return;
-    }
-    if (sa->sa_family != AF_UNIX) {
-        int one = 1; /* replies are small and latency-bound */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     if (ip[0]) {
         ph_ipcount_add(&srv->ipcount, ip);
         s->counted_ip = true;
     }
     ph_session_register(srv, s);
-    bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-    set_idle_timeout(s);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     ph_log(srv, POSTHORN_LOG_INFO, "event=connect sid=%016llx client=%s:%d",
            (unsigned long long)s->id, ip[0] ? ip : "unix", port);
+    set_reading(s, true);
     smtp_session_start(s->core);
     ph_connection_drive(s);
 }
 
 /* ---- driving the core ------------------------------------------------------------ */
 
-static void drain_consumed(posthorn_session *s)
+/* Where the core's input comes from in one drive: pending bytes first, then fresh ones. */
+typedef struct input {
+    const char *fresh; /* the shared read buffer, or NULL */
+    size_t len, pos;
+    bool from_inq;     /* the last feed was from s->inq */
+} input;
+
+/* Drops the bytes the core consumed, once the hooks that borrowed them have run. */
+static void drain_consumed(posthorn_session *s, input *in)
 {
-    if (s->to_drain) {
-        evbuffer_drain(bufferevent_get_input(s->bev), s->to_drain);
-        s->to_drain = 0;
-    }
+    if (!s->to_drain)
+        return;
+    if (in->from_inq)
+        strbuf_consume(&s->inq, s->to_drain);
+    else
+        in->pos += s->to_drain;
+    s->to_drain = 0;
 }
 
 static void run_notes(posthorn_session *s)
@@ -176,10 +196,22 @@ static void run_notes(posthorn_session *s)
     unsigned notes = smtp_session_take_notes(s->core);
     if (notes & SN_TXN_ABORTED)
         ph_hooks_abort(s);
+    if (notes & SN_RSET)
+        ph_hooks_rset(s);
+}
+
+static smtp_verdict to_core_verdict(const posthorn_verdict *v)
+{
+    smtp_verdict sv = {
+        .action = v->action == POSTHORN_REJECT ? SV_REJECT
+                  : v->action == POSTHORN_DISCONNECT ? SV_DISCONNECT : SV_ACCEPT,
+        .code = v->code, .enhanced = v->enhanced, .text = v->text,
+    };
+    return sv;
 }
 
 /* Runs the pending hook: true if the core may go on, false if the verdict is pending. */
-static bool run_hook(posthorn_session *s, const smtp_hook_req *req)
+static bool run_hook(posthorn_session *s, const smtp_hook_req *req, input *in)
 {
     if (s->have_verdict) {
         s->have_verdict = false;
@@ -189,129 +221,144 @@ static bool run_hook(posthorn_session *s, const smtp_hook_req *req)
     if (s->user_pending)
         return false;
     posthorn_verdict v = ph_hooks_call(s, req);
-    drain_consumed(s); /* chunk bytes are borrowed only for the duration of the hook */
+    drain_consumed(s, in); /* chunk bytes are borrowed only for the duration of the hook */
     if (v.action == POSTHORN_PENDING) {
         s->user_pending = true;
         return false;
     }
-    smtp_verdict sv = {
-        .action = v.action == POSTHORN_REJECT ? SV_REJECT
-                  : v.action == POSTHORN_DISCONNECT ? SV_DISCONNECT : SV_ACCEPT,
-        .code = v.code, .enhanced = v.enhanced, .text = v.text,
-    };
+    smtp_verdict sv = to_core_verdict(&v);
     smtp_session_resolve(s->core, &sv);
     return true;
 }
 
-/* Feeds one contiguous piece of buffered input; false when there is none. */
-static bool feed_input(posthorn_session *s)
+/* Feeds the next piece of input; false when there is none. */
+static bool feed_input(posthorn_session *s, input *in)
 {
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    drain_consumed(s);
-    struct evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
+    drain_consumed(s, in);
+    if (s->inq.len) {
+        in->from_inq = true;
+        s->to_drain = smtp_session_feed(s->core, s->inq.data, s->inq.len);
+        return true;
+    }
+    if (!in->fresh || in->pos == in->len)
         return false;
-    s->to_drain = smtp_session_feed(s->core, vec.iov_base, vec.iov_len);
+    in->from_inq = false;
+    s->to_drain = smtp_session_feed(s->core, in->fresh + in->pos, in->len - in->pos);
     return true;
 }
 
+/* Writes what the socket takes now; the rest waits for a write event. */
 static void flush_output(posthorn_session *s)
 {
     strbuf *out = smtp_session_output(s->core);
-    if (out->len) {
-        bufferevent_write(s->bev, out->data, out->len);
-        strbuf_clear(out);
+    if (!out->len)
+        return;
+    ssize_t n = send(s->fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        strbuf_clear(out); /* the peer is gone: nothing more can be delivered */
+        smtp_session_closed(s->core);
+        return;
+    }
+    if (n > 0)
+        strbuf_consume(out, (size_t)n);
+    if (out->len && !event_pending(s->write_ev, EV_WRITE, NULL)) {
+        struct timeval tv = {s->srv->limits.idle_timeout_ms / 1000 + 1, 0};
+        event_add(s->write_ev, s->closing ? &(struct timeval){CLOSE_FLUSH_SECONDS, 0} : &tv);
     }
 }
 
-/* Reading is on only when the core can take input and the client reads its replies. */
-static void update_reading(posthorn_session *s, bool blocked)
+static size_t output_pending(posthorn_session *s)
 {
-    struct evbuffer *out = bufferevent_get_output(s->bev);
-    bool pause = blocked || s->eof || evbuffer_get_length(out) > OUTPUT_HIGH_WATER;
-    if (pause && !s->read_paused)
-        bufferevent_disable(s->bev, EV_READ);
-    else if (!pause && s->read_paused)
-        bufferevent_enable(s->bev, EV_READ);
-    s->read_paused = pause;
+    return smtp_session_output(s->core)->len;
 }
 
-void ph_connection_drive(posthorn_session *s)
+/* Runs the core over `fresh` (may be NULL) and whatever input was pending. */
+static void drive(posthorn_session *s, const char *fresh, size_t len)
 {
     if (s->in_drive || s->dead || s->closing)
         return;
     s->in_drive = true;
+    input in = {.fresh = fresh, .len = len};
     bool blocked = false;
     for (;;) {
         run_notes(s);
         const smtp_hook_req *req = smtp_session_hook(s->core);
         if (req) {
-            if (!run_hook(s, req)) {
-                blocked = true;
-                break;
-            }
-            continue;
-        }
-        if (smtp_session_want_close(s->core) || !feed_input(s))
+            if (!(blocked = !run_hook(s, req, &in)))
+                continue;
             break;
-        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER)
+        }
+        if (smtp_session_want_close(s->core) || output_pending(s) > OUTPUT_HIGH_WATER ||
+            !feed_input(s, &in))
             break;
     }
-    drain_consumed(s);
+    drain_consumed(s, &in);
+    if (in.fresh && in.pos < in.len && !smtp_session_want_close(s->core) &&
+        strbuf_append(&s->inq, in.fresh + in.pos, in.len - in.pos) < 0)
+        smtp_session_abort(s->core, R_TIMEOUT); /* out of memory: give up on this client */
     run_notes(s);
     flush_output(s);
     s->in_drive = false;
-    bool input_left = evbuffer_get_length(bufferevent_get_input(s->bev)) > 0;
+    bool input_left = s->inq.len > 0;
     if (smtp_session_want_close(s->core) || (s->eof && !blocked && !input_left)) {
         ph_connection_close(s);
         return;
     }
-    update_reading(s, blocked);
+    set_reading(s, !blocked && !s->eof && !input_left && output_pending(s) <= OUTPUT_HIGH_WATER);
 }
 
-/* ---- libevent callbacks --------------------------------------------------------------- */
-
-static void read_cb(struct bufferevent *bev, void *arg)
+void ph_connection_drive(posthorn_session *s)
 {
-    (void)bev;
-    ph_connection_drive(arg);
+    drive(s, NULL, 0);
 }
 
-static void write_cb(struct bufferevent *bev, void *arg)
+/* ---- event callbacks -------------------------------------------------------------- */
+
+static void idle_timeout(posthorn_session *s)
+{
+    ph_log(s->srv, POSTHORN_LOG_INFO, "event=timeout sid=%016llx reason=idle",
+           (unsigned long long)s->id);
+    smtp_session_abort(s->core, R_TIMEOUT);
+    ph_connection_drive(s);
+}
+
+static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
     posthorn_session *s = arg;
-    if (s->closing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            ph_connection_free_later(s);
+    if (what & EV_TIMEOUT)
+        return idle_timeout(s);
+    ssize_t n = recv(fd, s->srv->rbuf, PH_READ_BUFFER, 0);
+    if (n > 0)
+        return drive(s, s->srv->rbuf, (size_t)n);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    }
-    if (s->read_paused && !s->user_pending)
-        ph_connection_drive(s); /* the client caught up with its replies */
-}
-
-static void event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    posthorn_session *s = arg;
-    if (s->closing) {
-        ph_connection_free_later(s);
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT) {
-        ph_log(s->srv, POSTHORN_LOG_INFO, "event=timeout sid=%016llx reason=idle",
-               (unsigned long long)s->id);
-        smtp_session_abort(s->core, R_TIMEOUT);
-        ph_connection_drive(s);
-        return;
-    }
-    if (what & BEV_EVENT_EOF) {
+    if (n == 0) {
         s->eof = true; /* a half-closed client may still read the replies to what it sent */
-        ph_connection_drive(s);
-        return;
+        set_reading(s, false);
+        return ph_connection_drive(s);
     }
     smtp_session_closed(s->core); /* reset or error: nothing more can be sent */
     run_notes(s);
     ph_connection_free_later(s);
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    posthorn_session *s = arg;
+    if (what & EV_TIMEOUT) { /* the client stopped reading its replies */
+        if (!s->closing)
+            smtp_session_closed(s->core);
+        return ph_connection_free_later(s);
+    }
+    flush_output(s);
+    if (s->closing) {
+        if (!output_pending(s))
+            ph_connection_free_later(s);
+        return;
+    }
+    if (!s->reading && !s->user_pending)
+        ph_connection_drive(s); /* the client caught up with its replies */
 }
 
 /* ---- closing ---------------------------------------------------------------------- */
@@ -324,11 +371,13 @@ void ph_connection_close(posthorn_session *s)
     s->closing = true;
     smtp_session_closed(s->core);
     run_notes(s);
-    bufferevent_disable(s->bev, EV_READ);
-    struct timeval flush = {5, 0}; /* a client that never reads cannot hold the slot */
-    bufferevent_set_timeouts(s->bev, NULL, &flush);
-    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+    set_reading(s, false);
+    if (!output_pending(s)) {
         ph_connection_free_later(s);
+        return;
+    }
+    event_del(s->write_ev); /* re-armed with the short closing deadline */
+    flush_output(s);
 }
 
 void ph_connection_free_later(posthorn_session *s)
@@ -347,7 +396,8 @@ void ph_connection_free_later(posthorn_session *s)
     if (s->counted_ip)
         ph_ipcount_del(&srv->ipcount, s->client_ip);
     s->counted_ip = false;
-    bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+    set_reading(s, false);
+    event_del(s->write_ev);
     s->dead_next = srv->dead;
     srv->dead = s;
     event_active(srv->reaper, 0, 0);
@@ -357,9 +407,14 @@ void ph_connection_free(posthorn_session *s)
 {
     if (s->greet_timer)
         event_free(s->greet_timer);
-    if (s->bev)
-        bufferevent_free(s->bev);
+    if (s->read_ev)
+        event_free(s->read_ev);
+    if (s->write_ev)
+        event_free(s->write_ev);
+    if (s->fd >= 0)
+        close(s->fd);
     smtp_session_free(s->core);
+    strbuf_free(&s->inq);
     free(s->verdict_enh);
     free(s->verdict_text);
     free(s);

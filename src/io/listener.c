@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,8 @@ int ph_listener_adopt(posthorn_server *srv, int fd)
         return -ENOMEM;
     srv->listeners = ls;
     evutil_make_socket_nonblocking(fd);
+    int one = 1; /* accepted sockets inherit it: replies are small and latency-bound */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly on AF_UNIX */
     struct evconnlistener *evl =
         evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, -1, fd);
     if (!evl)

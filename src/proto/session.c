@@ -508,6 +508,7 @@ static void cmd_rset(smtp_session *s, const smtp_command *c)
     if (c->arg_len)
         return protocol_error(s, R_NO_ARGS);
     txn_end(s, false);
+    s->notes |= SN_RSET;
     reply_id(s, R_ACTION_OK, NULL);
 }
 

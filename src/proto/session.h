@@ -73,6 +73,7 @@ typedef struct smtp_verdict {
 /* Things the core reports to the driver besides replies (see smtp_session_take_notes). */
 #define SN_TXN_ABORTED  0x1 /* a transaction (MAIL accepted) ended without a stored message */
 #define SN_MESSAGE_DONE 0x2 /* a message was accepted (HOOK_MESSAGE said yes) */
+#define SN_RSET         0x4 /* the client sent RSET */
 
 typedef enum smtp_phase {
     PH_CONNECT = 0, /* waiting for the connect verdict / greeting */

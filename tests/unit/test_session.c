@@ -181,7 +181,7 @@ static void test_notes_and_counts(void **state)
     assert_int_equal(smtp_session_take_notes(s), SN_MESSAGE_DONE);
     assert_int_equal(smtp_session_messages(s), 1);
     feed_all(s, "MAIL FROM:<>\r\nRSET\r\n");
-    assert_int_equal(smtp_session_take_notes(s), SN_TXN_ABORTED);
+    assert_int_equal(smtp_session_take_notes(s), SN_TXN_ABORTED | SN_RSET);
     assert_null(smtp_session_txn(s));
     smtp_session_free(s);
 }
