@@ -125,8 +125,10 @@ static void set_reading(posthorn_session *s, bool on)
 static posthorn_session *new_session(posthorn_server *srv, int fd, const char *ip, int port)
 {
     posthorn_session *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        refuse(fd, "421 4.3.0 Out of memory, try again later\r\n");
         return NULL;
+    }
     s->srv = srv;
     s->fd = fd;
     s->id = srv->next_id++;
