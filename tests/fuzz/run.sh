@@ -52,6 +52,8 @@ if [ -z "$pids" ]; then
 fi
 
 status=0
+passed=0
+failed=0
 # shellcheck disable=SC2086 # names are fuzz_* identifiers: split on purpose
 set -- $names
 for pid in $pids; do
@@ -61,10 +63,13 @@ for pid in $pids; do
         execs=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out/$name/log")
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$name/log")
         echo "fuzz: $name ok (${runs:-?} runs, ${execs:-?} exec/s)"
+        passed=$((passed + 1))
     else
         status=1
+        failed=$((failed + 1))
         echo "fuzz: $name FAILED; log and artifacts in $out/$name/" >&2
         grep -E 'ERROR|SUMMARY|Test unit written|runtime error' "$out/$name/log" >&2 || true
     fi
 done
+echo "fuzz: $passed passed, $failed failed"
 exit $status
