@@ -11,6 +11,7 @@
  * quoted-string's content, and that is delimited by its quotes).
  */
 #include "proto/addr.h"
+#include "proto/text.h"
 
 #include <string.h>
 
@@ -29,21 +30,6 @@ static bool is_digit(unsigned char c)
 static bool is_hex(unsigned char c)
 {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* ASCII-only case-insensitive compare: the C library's depends on the locale. */
-static bool ascii_ieq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
 }
 
 /* Let-dig, widened by RFC 6531 3.3 to the bytes of U-labels (checked as UTF-8 separately). */
@@ -269,7 +255,7 @@ bool smtp_valid_address_literal(const char *s, size_t len)
         return valid_ipv4(in, n);
     size_t tag = (size_t)(colon - in);
     /* "IPv6" is a registered tag: its content must really be an IPv6 address. */
-    if (tag == 4 && ascii_ieq(in, "IPv6", 4))
+    if (tag == 4 && text_ascii_ieq(in, "IPv6", 4))
         return valid_ipv6(colon + 1, n - 5);
     return valid_general_literal(in, n, tag);
 }
@@ -378,7 +364,7 @@ static size_t scan_mailbox(const char *s, size_t len, smtp_path *out)
 
 static bool is_postmaster(const char *s, size_t len)
 {
-    return len >= 11 && ascii_ieq(s, "Postmaster>", 11);
+    return len >= 11 && text_ascii_ieq(s, "Postmaster>", 11);
 }
 
 static void path_reset(smtp_path *out)

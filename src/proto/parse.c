@@ -8,31 +8,17 @@
  * failure is a reply id from reply.h, chosen so the client learns exactly what was wrong.
  */
 #include "proto/parse.h"
+#include "proto/text.h"
 
 #include <string.h>
 
 #define BDAT_DIGITS_MAX 18 /* parse.h: fits uint64_t without an overflow check */
 #define SIZE_DIGITS_MAX 20 /* UINT64_MAX has 20 digits; overflow is checked */
 
-/* ASCII-only case-insensitive compare: the C library's depends on the locale. */
-static bool ascii_ieq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 /* True if s[0..len) equals the NUL-terminated word w, ignoring ASCII case. */
 static bool word_is(const char *s, size_t len, const char *w)
 {
-    return len == strlen(w) && ascii_ieq(s, w, len);
+    return len == strlen(w) && text_ascii_ieq(s, w, len);
 }
 
 static bool is_digit(unsigned char c)
@@ -240,7 +226,7 @@ static smtp_reply_id parse_path_arg(const char *arg, size_t len, const char *pre
 {
     memset(path, 0, sizeof *path);
     size_t pl = strlen(prefix);
-    if (arg == NULL || len < pl || !ascii_ieq(arg, prefix, pl))
+    if (arg == NULL || len < pl || !text_ascii_ieq(arg, prefix, pl))
         return syntax;
     size_t i = pl;
     if (i < len && arg[i] == ' ')

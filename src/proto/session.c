@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "proto/data.h"
+#include "proto/text.h"
 
 #define EHLO_EXTENSIONS "PIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING"
 
@@ -58,20 +59,10 @@ struct smtp_session {
 
 /* ---- small helpers ----------------------------------------------------------------- */
 
-static char *dup_bytes(const char *p, size_t n)
-{
-    char *c = malloc(n + 1);
-    if (c) {
-        memcpy(c, p, n);
-        c[n] = '\0';
-    }
-    return c;
-}
-
 static void set_str(char **dst, const char *src)
 {
     free(*dst);
-    *dst = src ? dup_bytes(src, strlen(src)) : NULL;
+    *dst = src ? text_dup(src, strlen(src)) : NULL;
 }
 
 /* Notifies the logger of a refusal: the first line of the reply just appended. */
@@ -242,7 +233,7 @@ static void cmd_helo(smtp_session *s, const smtp_command *c)
         return;
     }
     set_str(&s->hook_arg, NULL);
-    s->hook_arg = dup_bytes(c->arg, c->arg_len);
+    s->hook_arg = text_dup(c->arg, c->arg_len);
     if (!s->hook_arg) {
         fail_memory(s);
         return;
@@ -829,7 +820,7 @@ unsigned smtp_session_take_notes(smtp_session *s)
 int smtp_session_set_prefix(smtp_session *s, const char *p, size_t len)
 {
     free(s->prefix);
-    s->prefix = dup_bytes(p, len);
+    s->prefix = text_dup(p, len);
     s->prefix_len = s->prefix ? len : 0;
     return s->prefix ? 0 : -1;
 }

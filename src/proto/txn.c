@@ -3,26 +3,17 @@
  * Fails only on memory shortage, reported as NULL / -1.
  */
 #include "proto/txn.h"
+#include "proto/text.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static char *copy_bytes(const char *p, size_t len)
-{
-    char *c = malloc(len + 1);
-    if (c) {
-        memcpy(c, p, len);
-        c[len] = '\0';
-    }
-    return c;
-}
 
 smtp_txn *smtp_txn_new(const char *mail_from, size_t len)
 {
     smtp_txn *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    t->mail_from = copy_bytes(mail_from, len);
+    t->mail_from = text_dup(mail_from, len);
     if (!t->mail_from) {
         free(t);
         return NULL;
@@ -51,7 +42,7 @@ int smtp_txn_add_rcpt(smtp_txn *t, const char *rcpt, size_t len)
         t->rcpts = r;
         t->rcpt_cap = cap;
     }
-    char *c = copy_bytes(rcpt, len);
+    char *c = text_dup(rcpt, len);
     if (!c)
         return -1;
     t->rcpts[t->rcpt_count++] = c;
