@@ -24,7 +24,7 @@ cc -std=c17 -Wall -Wextra -Werror "$SRC/examples/blocklist.c" $(pkg-config --cfl
    -o "$TMP/blocklist"
 # static: the same program with libposthorn.a
 cc -std=c17 -Wall -Wextra -Werror "$SRC/examples/blocklist.c" $(pkg-config --cflags posthorn) \
-   "$LIBDIR/libposthorn.a" $(pkg-config --libs libevent_core) -o "$TMP/blocklist-static"
+   "$LIBDIR/libposthorn.a" $(pkg-config --libs libevent_core libevent_pthreads openssl) -o "$TMP/blocklist-static"
 for prog in blocklist blocklist-static; do
     LD_LIBRARY_PATH="$LIBDIR" "$TMP/$prog" 127.0.0.1:0 spam.example 2>"$TMP/err" &
     PID=$!
