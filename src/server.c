@@ -145,8 +145,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
         next = s->next;
         if (s->dead || s->closing)
             continue;
-        bool expired = srv->limits.session_timeout_ms &&
-                       now - s->started_ms >= srv->limits.session_timeout_ms;
+        bool expired = s->limits->session_timeout_ms &&
+                       now - s->started_ms >= s->limits->session_timeout_ms;
         if (expired || deadline || (srv->shutting_down && smtp_session_is_idle(s->core))) {
             ph_log(srv, POSTHORN_LOG_INFO, "event=timeout sid=%016llx reason=%s",
                    (unsigned long long)s->id, expired ? "session" : "shutdown");
@@ -198,12 +198,6 @@ posthorn_server *posthorn_server_new(struct event_base *base, const posthorn_hoo
     srv->rbuf = malloc(PH_READ_BUFFER);
     if (!srv->rbuf)
         goto fail;
-    if (srv->limits.idle_timeout_ms) {
-        struct timeval tv = {srv->limits.idle_timeout_ms / 1000,
-                             (srv->limits.idle_timeout_ms % 1000) * 1000};
-        /* one timer queue for every session: O(1) re-arming instead of heap updates */
-        srv->idle_tv = event_base_init_common_timeout(srv->base, &tv);
-    }
     srv->reaper = event_new(srv->base, -1, 0, reap_cb, srv);
     srv->sweeper = event_new(srv->base, -1, EV_PERSIST, sweep_cb, srv);
     if (!srv->reaper || !srv->sweeper)
@@ -221,7 +215,7 @@ void posthorn_server_free(posthorn_server *srv)
 {
     if (!srv)
         return;
-    ph_listeners_close(srv);
+    ph_listeners_stop(srv);
     while (srv->sessions)
         ph_connection_free_later(srv->sessions); /* unregisters it */
     while (srv->dead) {
@@ -229,6 +223,7 @@ void posthorn_server_free(posthorn_server *srv)
         srv->dead = s->dead_next;
         ph_connection_free(s);
     }
+    ph_listeners_close(srv); /* after the sessions: they point at their listener's limits */
     if (srv->reaper)
         event_free(srv->reaper);
     if (srv->sweeper)
@@ -257,7 +252,24 @@ void posthorn_server_set_log(posthorn_server *srv, posthorn_log_fn fn, posthorn_
 
 int posthorn_server_listen(posthorn_server *srv, const char *address)
 {
-    return ph_listener_open(srv, address);
+    return ph_listener_open(srv, address, NULL);
+}
+
+int posthorn_server_listen_opts(posthorn_server *srv, const char *address,
+                                const posthorn_listener_options *opts)
+{
+    return ph_listener_open(srv, address, opts);
+}
+
+int posthorn_server_listen_fd_opts(posthorn_server *srv, int fd,
+                                   const posthorn_listener_options *opts)
+{
+    return ph_listener_adopt(srv, fd, opts);
+}
+
+int posthorn_server_reload_tls(posthorn_server *srv)
+{
+    return ph_listeners_reload_tls(srv);
 }
 
 int posthorn_listen_socket(const char *address, int *port)
@@ -268,12 +280,12 @@ int posthorn_listen_socket(const char *address, int *port)
 
 int posthorn_server_listen_fd(posthorn_server *srv, int fd)
 {
-    return ph_listener_adopt(srv, fd);
+    return ph_listener_adopt(srv, fd, NULL);
 }
 
 int posthorn_server_listener_port(posthorn_server *srv, unsigned i)
 {
-    return i < srv->nlisteners ? srv->listeners[i].port : -ENOENT;
+    return i < srv->nlisteners ? srv->listeners[i]->port : -ENOENT;
 }
 
 int posthorn_server_run(posthorn_server *srv)
@@ -300,7 +312,7 @@ void posthorn_server_shutdown(posthorn_server *srv, void (*done)(posthorn_server
     srv->shutdown_done = done;
     srv->shutdown_arg = arg;
     srv->shutdown_deadline_ms = ph_now_ms() + srv->limits.shutdown_grace_ms;
-    ph_listeners_close(srv); /* new clients are refused by the kernel, not left waiting */
+    ph_listeners_stop(srv); /* new clients are refused by the kernel, not left waiting */
     ph_log(srv, POSTHORN_LOG_INFO, "event=shutdown sessions=%u", srv->nsessions);
     sweep_cb(-1, 0, srv); /* closes idle sessions now */
     struct timeval tick = {0, 200000};
@@ -348,7 +360,17 @@ void posthorn_session_set_user(posthorn_session *s, void *user) { s->user = user
 const char *posthorn_session_client_ip(const posthorn_session *s) { return s->client_ip; }
 int posthorn_session_client_port(const posthorn_session *s) { return s->client_port; }
 const char *posthorn_session_helo(const posthorn_session *s) { return smtp_session_helo(s->core); }
-bool posthorn_session_tls(const posthorn_session *s) { (void)s; return false; }
+bool posthorn_session_tls(const posthorn_session *s) { return s->tls && !s->handshaking; }
+
+const char *posthorn_session_tls_version(const posthorn_session *s)
+{
+    return posthorn_session_tls(s) ? ph_tls_version(s->tls) : NULL;
+}
+
+const char *posthorn_session_tls_cipher(const posthorn_session *s)
+{
+    return posthorn_session_tls(s) ? ph_tls_cipher(s->tls) : NULL;
+}
 const char *posthorn_session_auth_user(const posthorn_session *s) { (void)s; return NULL; }
 
 const char *posthorn_session_protocol(const posthorn_session *s)

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "io/ipcount.h"
+#include "io/tls.h"
 #include "posthorn/posthorn.h"
 #include "proto/session.h"
 
@@ -19,9 +20,14 @@
 #define PH_READ_BUFFER (64 * 1024)
 
 typedef struct ph_listener {
+    posthorn_server *srv;
     struct evconnlistener *evl;
-    int port;       /* local port, 0 for Unix sockets */
-    char *unix_path; /* owned; unlinked at close */
+    int port;                    /* local port, 0 for Unix sockets */
+    char *unix_path;             /* owned; unlinked at close */
+    posthorn_listener_options opts; /* deep copy: every string and the SNI array owned */
+    posthorn_limits limits;      /* effective limits for its sessions */
+    const struct timeval *idle_tv; /* common timeout for its sessions' reads */
+    ph_tls_ctx *tls;             /* NULL without TLS; sessions hold their own reference */
 } ph_listener;
 
 struct posthorn_session {
@@ -29,6 +35,13 @@ struct posthorn_session {
     uint64_t id;
     smtp_session *core;
     int fd;
+    const posthorn_limits *limits; /* the listener's (valid while the server lives) */
+    const struct timeval *idle_tv;
+    ph_tls_ctx *tls_ctx;         /* referenced when the listener offers TLS */
+    ph_tls *tls;                 /* the TLS layer once STARTTLS or implicit TLS began */
+    bool handshaking, write_wants_read, tls_after_flush;
+    unsigned handshake_timeout_ms;
+    struct event *tls_timer;     /* handshake deadline */
     struct event *read_ev;       /* persistent; its timeout is the idle timeout */
     struct event *write_ev;      /* only pending while replies wait for the socket */
     struct event *greet_timer;   /* greeting delay, lazily created */
@@ -56,7 +69,7 @@ struct posthorn_server {
     void *user;
     posthorn_limits limits;
     char *hostname, *banner;
-    ph_listener *listeners;
+    ph_listener **listeners;     /* each allocated alone: sessions and callbacks point at them */
     unsigned nlisteners;
     posthorn_log_fn log_fn;
     void *log_user;
@@ -72,7 +85,6 @@ struct posthorn_server {
     struct event *reaper;        /* frees dead sessions outside callbacks */
     struct event *sweeper;       /* 1 s: session timeouts, shutdown deadline */
     char *rbuf;                  /* shared read buffer: input is fed from here, zero-copy */
-    const struct timeval *idle_tv; /* common timeout for all read events */
     pid_t pid;
     bool shutting_down;
     uint64_t shutdown_deadline_ms;
@@ -89,7 +101,7 @@ void ph_session_unregister(posthorn_server *srv, posthorn_session *s);
 void ph_check_shutdown_done(posthorn_server *srv);
 
 /* io/connection.c */
-void ph_connection_accept(posthorn_server *srv, int fd, const struct sockaddr *sa, int salen);
+void ph_connection_accept(ph_listener *l, int fd, const struct sockaddr *sa, int salen);
 void ph_connection_drive(posthorn_session *s);
 void ph_connection_close(posthorn_session *s);
 /* Marks the session dead (disconnect hook, unregister) and queues the free. */
@@ -97,9 +109,14 @@ void ph_connection_free_later(posthorn_session *s);
 void ph_connection_free(posthorn_session *s);
 
 /* io/listener.c */
-int ph_listener_open(posthorn_server *srv, const char *address);
-int ph_listener_adopt(posthorn_server *srv, int fd);
+int ph_listener_open(posthorn_server *srv, const char *address,
+                     const posthorn_listener_options *opts);
+/* Takes ownership of fd, also on failure. */
+int ph_listener_adopt(posthorn_server *srv, int fd, const posthorn_listener_options *opts);
 void ph_listeners_close(posthorn_server *srv);
+/* Stops accepting (closes the sockets) but keeps the listeners' settings for live sessions. */
+void ph_listeners_stop(posthorn_server *srv);
+int ph_listeners_reload_tls(posthorn_server *srv);
 /* Creates a bound, listening socket for address (for pre-fork workers): fd or -errno. */
 int ph_listener_bind(const char *address, int *port_out);
 

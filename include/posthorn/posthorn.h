@@ -119,6 +119,43 @@ typedef struct posthorn_limits {
 /* Fills *l with the defaults documented above. */
 void posthorn_limits_default(posthorn_limits *l);
 
+/* ---- listeners: TLS and AUTH policy ---------------------------------------------------- */
+
+typedef enum posthorn_tls_mode {
+    POSTHORN_TLS_NONE = 0,     /* plain SMTP, STARTTLS not offered */
+    POSTHORN_TLS_STARTTLS = 1, /* STARTTLS offered (RFC 3207) */
+    POSTHORN_TLS_IMPLICIT = 2, /* TLS from the first byte (RFC 8314, port 465 style) */
+} posthorn_tls_mode;
+
+typedef enum posthorn_auth_mode {
+    POSTHORN_AUTH_NONE = 0,     /* AUTH not offered */
+    POSTHORN_AUTH_TLS = 1,      /* AUTH offered only once the session is encrypted */
+    POSTHORN_AUTH_INSECURE = 2, /* AUTH offered on plain sessions too (tests, trusted links) */
+} posthorn_auth_mode;
+
+typedef struct posthorn_tls_sni {
+    const char *name;      /* server name (SNI) this certificate is for */
+    const char *cert_file; /* PEM certificate chain */
+    const char *key_file;  /* PEM private key */
+} posthorn_tls_sni;
+
+/* Per-listener options; strings and arrays are copied. Zero-initialise, then set fields. */
+typedef struct posthorn_listener_options {
+    posthorn_tls_mode tls;
+    const char *cert_file, *key_file;  /* needed for STARTTLS and implicit TLS */
+    const posthorn_tls_sni *sni;       /* more certificates, chosen by the client's SNI */
+    size_t nsni;
+    const char *tls_min_version;       /* "TLSv1.2" (default) or "TLSv1.3" */
+    const char *tls_ciphers;           /* TLS <= 1.2 cipher list; NULL = OpenSSL default */
+    const char *tls_ciphersuites;      /* TLS 1.3 suites; NULL = OpenSSL default */
+    bool no_session_tickets;           /* some Microsoft clients fail with tickets */
+    unsigned handshake_timeout_ms;     /* 0 = 30000 */
+    bool require_tls;                  /* MAIL before STARTTLS: 530 5.7.0 */
+    posthorn_auth_mode auth;
+    bool require_auth;                 /* MAIL before AUTH: 530 5.7.0 (submission) */
+    const posthorn_limits *limits;     /* NULL = the server's limits */
+} posthorn_listener_options;
+
 typedef struct posthorn_options {
     const char *hostname;   /* name in the banner, EHLO reply and Received:; default gethostname */
     const char *banner;     /* text after "220 hostname ESMTP"; default "Posthorn" */
@@ -169,6 +206,23 @@ int posthorn_server_listen(posthorn_server *srv, const char *address);
 int posthorn_server_listen_fd(posthorn_server *srv, int fd);
 
 /*
+ * Like posthorn_server_listen / _listen_fd with TLS, AUTH and limit options (opts may be NULL).
+ * Certificates are loaded now: a bad certificate or key is -EINVAL (the reason is logged).
+ * listen_fd_opts takes ownership of fd, also on failure.
+ */
+int posthorn_server_listen_opts(posthorn_server *srv, const char *address,
+                                const posthorn_listener_options *opts);
+int posthorn_server_listen_fd_opts(posthorn_server *srv, int fd,
+                                   const posthorn_listener_options *opts);
+
+/*
+ * Reloads every listener's certificates and keys from their files (e.g. on SIGHUP). Sessions in
+ * progress keep what they negotiated; new handshakes use the new certificates. If any file
+ * fails to load, nothing changes and a negative errno is returned.
+ */
+int posthorn_server_reload_tls(posthorn_server *srv);
+
+/*
  * Creates a bound, listening, non-blocking socket for address (same forms as
  * posthorn_server_listen) without a server, so a pre-fork daemon can bind once and share the
  * socket with its workers through posthorn_server_listen_fd(). Returns the fd (owned by the
@@ -215,6 +269,8 @@ const char *posthorn_session_rcpt(const posthorn_session *s, size_t i);
 const char *posthorn_session_queue_id(const posthorn_session *s);     /* NULL before DATA */
 uint64_t posthorn_session_message_size(const posthorn_session *s);    /* bytes so far */
 bool posthorn_session_tls(const posthorn_session *s);
+const char *posthorn_session_tls_version(const posthorn_session *s); /* NULL without TLS */
+const char *posthorn_session_tls_cipher(const posthorn_session *s);  /* NULL without TLS */
 const char *posthorn_session_auth_user(const posthorn_session *s);    /* NULL if none */
 uint64_t posthorn_session_declared_size(const posthorn_session *s);   /* MAIL SIZE=, or 0 */
 const char *posthorn_session_body_type(const posthorn_session *s);    /* 7BIT, 8BITMIME or NULL */

@@ -29,6 +29,7 @@
 #define CLOSE_FLUSH_SECONDS 5
 
 static void read_cb(evutil_socket_t fd, short what, void *arg);
+static void start_tls(posthorn_session *s);
 static void write_cb(evutil_socket_t fd, short what, void *arg);
 
 static void addr_to_text(const struct sockaddr *sa, char *ip, size_t iplen, int *port)
@@ -54,14 +55,15 @@ static void refuse(int fd, const char *reply)
     close(fd);
 }
 
-static bool over_limits(posthorn_server *srv, int fd, const char *ip)
+static bool over_limits(ph_listener *ls, int fd, const char *ip)
 {
-    const posthorn_limits *l = &srv->limits;
+    posthorn_server *srv = ls->srv;
+    const posthorn_limits *l = &ls->limits;
     if (srv->shutting_down) {
         refuse(fd, "421 4.3.2 Service shutting down, closing transmission channel\r\n");
         return true;
     }
-    if (l->max_connections && srv->nsessions >= l->max_connections) {
+    if (srv->limits.max_connections && srv->nsessions >= srv->limits.max_connections) {
         ph_log(srv, POSTHORN_LOG_WARN, "event=refused client=%s reason=max_connections", ip);
         refuse(fd, "421 4.7.0 Too many connections, try again later\r\n");
         return true;
@@ -74,18 +76,24 @@ static bool over_limits(posthorn_server *srv, int fd, const char *ip)
     return false;
 }
 
-static smtp_session *new_core(posthorn_session *s)
+static smtp_session *new_core(posthorn_session *s, const ph_listener *ls)
 {
-    posthorn_server *srv = s->srv;
+    const posthorn_limits *l = &ls->limits;
+    const posthorn_listener_options *o = &ls->opts;
     smtp_session_config cfg = {
-        .hostname = srv->hostname,
-        .banner = srv->banner,
-        .max_line = srv->limits.max_line,
-        .max_data_line = srv->limits.max_data_line,
-        .max_message_size = srv->limits.max_message_size,
-        .max_recipients = srv->limits.max_recipients,
-        .max_errors = srv->limits.max_errors,
-        .greeting_delayed = srv->limits.greeting_delay_ms > 0,
+        .hostname = s->srv->hostname,
+        .banner = s->srv->banner,
+        .max_line = l->max_line,
+        .max_data_line = l->max_data_line,
+        .max_message_size = l->max_message_size,
+        .max_recipients = l->max_recipients,
+        .max_errors = l->max_errors,
+        .greeting_delayed = l->greeting_delay_ms > 0,
+        .starttls = o->tls == POSTHORN_TLS_STARTTLS,
+        .require_tls = o->require_tls,
+        .auth = o->auth != POSTHORN_AUTH_NONE,
+        .auth_insecure = o->auth == POSTHORN_AUTH_INSECURE,
+        .require_auth = o->require_auth,
         .on_refusal = ph_hooks_on_refusal,
         .ctx = s,
     };
@@ -106,8 +114,8 @@ static int start_greeting_delay(posthorn_session *s)
     s->greet_timer = evtimer_new(s->srv->base, greet_cb, s);
     if (!s->greet_timer)
         return -1;
-    struct timeval tv = {s->srv->limits.greeting_delay_ms / 1000,
-                         (s->srv->limits.greeting_delay_ms % 1000) * 1000};
+    struct timeval tv = {s->limits->greeting_delay_ms / 1000,
+                         (s->limits->greeting_delay_ms % 1000) * 1000};
     return evtimer_add(s->greet_timer, &tv);
 }
 
@@ -116,14 +124,17 @@ static void set_reading(posthorn_session *s, bool on)
     if (on == s->reading)
         return;
     if (on)
-        event_add(s->read_ev, s->srv->idle_tv);
+        event_add(s->read_ev, s->idle_tv);
     else
         event_del(s->read_ev);
     s->reading = on;
+    if (on && s->tls && !s->handshaking && ph_tls_pending(s->tls))
+        event_active(s->read_ev, EV_READ, 0); /* decrypted bytes no socket event will announce */
 }
 
-static posthorn_session *new_session(posthorn_server *srv, int fd, const char *ip, int port)
+static posthorn_session *new_session(ph_listener *ls, int fd, const char *ip, int port)
 {
+    posthorn_server *srv = ls->srv;
     posthorn_session *s = calloc(1, sizeof(*s));
     if (!s) {
         refuse(fd, "421 4.3.0 Out of memory, try again later\r\n");
@@ -135,27 +146,35 @@ static posthorn_session *new_session(posthorn_server *srv, int fd, const char *i
     snprintf(s->client_ip, sizeof(s->client_ip), "%s", ip);
     s->client_port = port;
     s->started_ms = ph_now_ms();
+    s->limits = &ls->limits;
+    s->idle_tv = ls->idle_tv;
+    s->handshake_timeout_ms = ls->opts.handshake_timeout_ms;
+    if (ls->tls) {
+        s->tls_ctx = ls->tls;
+        ph_tls_ctx_ref(s->tls_ctx);
+    }
     strbuf_init(&s->inq, 0);
-    s->core = new_core(s);
+    s->core = new_core(s, ls);
     s->read_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, read_cb, s);
     s->write_ev = event_new(srv->base, fd, EV_WRITE, write_cb, s);
     if (!s->core || !s->read_ev || !s->write_ev ||
-        (srv->limits.greeting_delay_ms && start_greeting_delay(s) < 0)) {
+        (s->limits->greeting_delay_ms && start_greeting_delay(s) < 0)) {
         ph_connection_free(s); /* closes fd */
         return NULL;
     }
     return s;
 }
 
-void ph_connection_accept(posthorn_server *srv, int fd, const struct sockaddr *sa, int salen)
+void ph_connection_accept(ph_listener *ls, int fd, const struct sockaddr *sa, int salen)
 {
     (void)salen;
+    posthorn_server *srv = ls->srv;
     char ip[64];
     int port;
     addr_to_text(sa, ip, sizeof(ip), &port);
-    if (over_limits(srv, fd, ip))
+    if (over_limits(ls, fd, ip))
         return;
-    posthorn_session *s = new_session(srv, fd, ip, port);
+    posthorn_session *s = new_session(ls, fd, ip, port);
     if (!s) {
         ph_log(srv, POSTHORN_LOG_ERROR, "event=error what=session_alloc client=%s", ip);
         return;
@@ -168,6 +187,10 @@ void ph_connection_accept(posthorn_server *srv, int fd, const struct sockaddr *s
     ph_log(srv, POSTHORN_LOG_INFO, "event=connect sid=%016llx client=%s:%d",
            (unsigned long long)s->id, ip[0] ? ip : "unix", port);
     set_reading(s, true);
+    if (ls->opts.tls == POSTHORN_TLS_IMPLICIT) {
+        start_tls(s); /* the SMTP session begins when the handshake is done */
+        return;
+    }
     smtp_session_start(s->core);
     ph_connection_drive(s);
 }
@@ -249,22 +272,50 @@ static bool feed_input(posthorn_session *s, input *in)
     return true;
 }
 
+/* Writes to the socket or through TLS: bytes written, or PH_TLS_WANT_* / PH_TLS_ERROR. */
+static ssize_t transport_write(posthorn_session *s, const char *p, size_t len)
+{
+    if (s->tls)
+        return ph_tls_write(s->tls, p, len);
+    ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? PH_TLS_WANT_WRITE
+                                                                     : PH_TLS_ERROR;
+}
+
+/* Reads from the socket or through TLS into the shared buffer. */
+static ssize_t transport_read(posthorn_session *s)
+{
+    if (s->tls)
+        return ph_tls_read(s->tls, s->srv->rbuf, PH_READ_BUFFER);
+    ssize_t n = recv(s->fd, s->srv->rbuf, PH_READ_BUFFER, 0);
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? PH_TLS_WANT_READ
+                                                                     : PH_TLS_ERROR;
+}
+
 /* Writes what the socket takes now; the rest waits for a write event. */
 static void flush_output(posthorn_session *s)
 {
     strbuf *out = smtp_session_output(s->core);
-    if (!out->len)
+    if (!out->len || s->handshaking)
         return;
-    ssize_t n = send(s->fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    ssize_t n = transport_write(s, out->data, out->len);
+    if (n == PH_TLS_ERROR) {
         strbuf_clear(out); /* the peer is gone: nothing more can be delivered */
         smtp_session_closed(s->core);
         return;
     }
     if (n > 0)
         strbuf_consume(out, (size_t)n);
+    if (n == PH_TLS_WANT_READ) {
+        s->write_wants_read = true; /* retried from the read callback */
+        return;
+    }
     if (out->len && !event_pending(s->write_ev, EV_WRITE, NULL)) {
-        struct timeval tv = {s->srv->limits.idle_timeout_ms / 1000 + 1, 0};
+        struct timeval tv = {s->limits->idle_timeout_ms / 1000 + 1, 0};
         event_add(s->write_ev, s->closing ? &(struct timeval){CLOSE_FLUSH_SECONDS, 0} : &tv);
     }
 }
@@ -295,12 +346,19 @@ static void drive(posthorn_session *s, const char *fresh, size_t len)
             break;
     }
     drain_consumed(s, &in);
-    if (in.fresh && in.pos < in.len && !smtp_session_want_close(s->core) &&
-        strbuf_append(&s->inq, in.fresh + in.pos, in.len - in.pos) < 0)
+    bool tls_next = smtp_session_want_tls(s->core);
+    if (tls_next)
+        strbuf_clear(&s->inq); /* CVE-2011-0411: nothing sent before TLS counts after it */
+    else if (in.fresh && in.pos < in.len && !smtp_session_want_close(s->core) &&
+             strbuf_append(&s->inq, in.fresh + in.pos, in.len - in.pos) < 0)
         smtp_session_abort(s->core, R_TIMEOUT); /* out of memory: give up on this client */
     run_notes(s);
     flush_output(s);
     s->in_drive = false;
+    if (tls_next && !smtp_session_want_close(s->core)) {
+        start_tls(s); /* after the 220 went out in the clear */
+        return;
+    }
     bool input_left = s->inq.len > 0;
     if (smtp_session_want_close(s->core) || (s->eof && !blocked && !input_left)) {
         ph_connection_close(s);
@@ -324,21 +382,37 @@ static void idle_timeout(posthorn_session *s)
     ph_connection_drive(s);
 }
 
+static void continue_handshake(posthorn_session *s);
+
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     posthorn_session *s = arg;
+    if (s->handshaking)
+        return continue_handshake(s);
     if (what & EV_TIMEOUT)
         return idle_timeout(s);
-    ssize_t n = recv(fd, s->srv->rbuf, PH_READ_BUFFER, 0);
+    if (s->write_wants_read) {
+        s->write_wants_read = false;
+        flush_output(s);
+    }
+    ssize_t n = transport_read(s);
     if (n > 0)
         return drive(s, s->srv->rbuf, (size_t)n);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n == PH_TLS_WANT_READ)
         return;
+    if (n == PH_TLS_WANT_WRITE) { /* TLS needs to send first (e.g. a key update) */
+        event_add(s->write_ev, NULL);
+        return;
+    }
     if (n == 0) {
         s->eof = true; /* a half-closed client may still read the replies to what it sent */
         set_reading(s, false);
         return ph_connection_drive(s);
     }
+    if (s->tls)
+        ph_log(s->srv, POSTHORN_LOG_INFO, "event=tls_error sid=%016llx error=\"%s\"",
+               (unsigned long long)s->id, ph_tls_last_error(s->tls));
     smtp_session_closed(s->core); /* reset or error: nothing more can be sent */
     run_notes(s);
     ph_connection_free_later(s);
@@ -348,6 +422,8 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     posthorn_session *s = arg;
+    if (s->handshaking)
+        return continue_handshake(s);
     if (what & EV_TIMEOUT) { /* the client stopped reading its replies */
         if (!s->closing)
             smtp_session_closed(s->core);
@@ -359,8 +435,85 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
             ph_connection_free_later(s);
         return;
     }
+    if (s->tls_after_flush && !output_pending(s)) {
+        s->tls_after_flush = false;
+        return start_tls(s);
+    }
     if (!s->reading && !s->user_pending)
         ph_connection_drive(s); /* the client caught up with its replies */
+}
+
+/* ---- TLS ------------------------------------------------------------------------------ */
+
+static void handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    posthorn_session *s = arg;
+    ph_log(s->srv, POSTHORN_LOG_INFO, "event=tls_failed sid=%016llx client=%s reason=timeout",
+           (unsigned long long)s->id, s->client_ip);
+    smtp_session_closed(s->core);
+    ph_connection_free_later(s);
+}
+
+/* The handshake is done: implicit TLS starts the SMTP session, STARTTLS resets it. */
+static void handshake_done(posthorn_session *s)
+{
+    s->handshaking = false;
+    event_del(s->tls_timer);
+    const char *sni = ph_tls_sni(s->tls);
+    ph_log(s->srv, POSTHORN_LOG_INFO,
+           "event=tls sid=%016llx version=%s cipher=%s bits=%d sni=%s", (unsigned long long)s->id,
+           ph_tls_version(s->tls), ph_tls_cipher(s->tls), ph_tls_cipher_bits(s->tls),
+           sni ? sni : "-");
+    if (smtp_session_phase(s->core) == PH_CONNECT) {
+        smtp_session_set_tls(s->core, true);
+        smtp_session_start(s->core);
+    } else {
+        smtp_session_tls_started(s->core); /* RFC 3207 4.2: forget everything said before */
+    }
+    set_reading(s, true);
+    ph_connection_drive(s);
+}
+
+static void continue_handshake(posthorn_session *s)
+{
+    int r = ph_tls_handshake(s->tls);
+    if (r == 0)
+        return handshake_done(s);
+    if (r == PH_TLS_WANT_WRITE) {
+        event_add(s->write_ev, NULL);
+        return;
+    }
+    if (r == PH_TLS_WANT_READ) {
+        set_reading(s, true);
+        return;
+    }
+    ph_log(s->srv, POSTHORN_LOG_INFO, "event=tls_failed sid=%016llx client=%s error=\"%s\"",
+           (unsigned long long)s->id, s->client_ip, ph_tls_last_error(s->tls));
+    smtp_session_closed(s->core);
+    ph_connection_free_later(s);
+}
+
+/* Begins the server side of a handshake, bounded by the handshake timeout. */
+static void start_tls(posthorn_session *s)
+{
+    if (smtp_session_output(s->core)->len) { /* the 220 must leave in the clear first */
+        s->tls_after_flush = true;
+        return;
+    }
+    s->tls = s->tls_ctx ? ph_tls_new(s->tls_ctx, s->fd) : NULL;
+    s->tls_timer = s->tls ? evtimer_new(s->srv->base, handshake_timeout, s) : NULL;
+    if (!s->tls_timer) {
+        ph_log(s->srv, POSTHORN_LOG_ERROR, "event=tls_failed sid=%016llx reason=setup",
+               (unsigned long long)s->id);
+        smtp_session_closed(s->core);
+        return ph_connection_free_later(s);
+    }
+    s->handshaking = true;
+    struct timeval tv = {s->handshake_timeout_ms / 1000, (s->handshake_timeout_ms % 1000) * 1000};
+    evtimer_add(s->tls_timer, &tv);
+    continue_handshake(s);
 }
 
 /* ---- closing ---------------------------------------------------------------------- */
@@ -400,6 +553,8 @@ void ph_connection_free_later(posthorn_session *s)
     s->counted_ip = false;
     set_reading(s, false);
     event_del(s->write_ev);
+    if (s->tls_timer)
+        event_del(s->tls_timer);
     s->dead_next = srv->dead;
     srv->dead = s;
     event_active(srv->reaper, 0, 0);
@@ -409,6 +564,10 @@ void ph_connection_free(posthorn_session *s)
 {
     if (s->greet_timer)
         event_free(s->greet_timer);
+    if (s->tls_timer)
+        event_free(s->tls_timer);
+    ph_tls_free(s->tls);
+    ph_tls_ctx_unref(s->tls_ctx);
     if (s->read_ev)
         event_free(s->read_ev);
     if (s->write_ev)

@@ -129,54 +129,213 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
     int e = EVUTIL_SOCKET_ERROR();
     (void)l;
+    ph_listener *ls = arg;
     /* EMFILE and friends: keep running; the connection waits in the backlog */
-    ph_log(arg, POSTHORN_LOG_WARN, "event=accept_error error=\"%s\"", strerror(e));
+    ph_log(ls->srv, POSTHORN_LOG_WARN, "event=accept_error error=\"%s\"", strerror(e));
 }
 
-int ph_listener_adopt(posthorn_server *srv, int fd)
+/* ---- options: a deep copy the listener owns ------------------------------------------ */
+
+static char *dup_opt(const char *s, bool *ok)
 {
-    ph_listener *ls = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*ls));
-    if (!ls)
+    if (!s)
+        return NULL;
+    char *c = strdup(s);
+    if (!c)
+        *ok = false;
+    return c;
+}
+
+static void free_opts(posthorn_listener_options *o)
+{
+    free((char *)o->cert_file);
+    free((char *)o->key_file);
+    free((char *)o->tls_min_version);
+    free((char *)o->tls_ciphers);
+    free((char *)o->tls_ciphersuites);
+    for (size_t i = 0; i < o->nsni; i++) {
+        free((char *)o->sni[i].name);
+        free((char *)o->sni[i].cert_file);
+        free((char *)o->sni[i].key_file);
+    }
+    free((void *)o->sni);
+    memset(o, 0, sizeof(*o));
+}
+
+static int copy_opts(posthorn_listener_options *dst, const posthorn_listener_options *src)
+{
+    bool ok = true;
+    *dst = *src;
+    dst->limits = NULL;
+    dst->cert_file = dup_opt(src->cert_file, &ok);
+    dst->key_file = dup_opt(src->key_file, &ok);
+    dst->tls_min_version = dup_opt(src->tls_min_version, &ok);
+    dst->tls_ciphers = dup_opt(src->tls_ciphers, &ok);
+    dst->tls_ciphersuites = dup_opt(src->tls_ciphersuites, &ok);
+    dst->sni = NULL;
+    dst->nsni = 0;
+    posthorn_tls_sni *sni = calloc(src->nsni ? src->nsni : 1, sizeof(*sni));
+    if (!sni)
+        ok = false;
+    for (size_t i = 0; sni && i < src->nsni; i++) {
+        sni[i].name = dup_opt(src->sni[i].name, &ok);
+        sni[i].cert_file = dup_opt(src->sni[i].cert_file, &ok);
+        sni[i].key_file = dup_opt(src->sni[i].key_file, &ok);
+    }
+    dst->sni = sni;
+    dst->nsni = sni ? src->nsni : 0;
+    if (!ok)
+        free_opts(dst);
+    return ok ? 0 : -ENOMEM;
+}
+
+/* ---- TLS contexts ------------------------------------------------------------------------ */
+
+static ph_tls_ctx *build_tls(ph_listener *l)
+{
+    const posthorn_listener_options *o = &l->opts;
+    ph_tls_sni_cert *sni = calloc(o->nsni ? o->nsni : 1, sizeof(*sni));
+    if (!sni)
+        return NULL;
+    for (size_t i = 0; i < o->nsni; i++)
+        sni[i] = (ph_tls_sni_cert){o->sni[i].name, o->sni[i].cert_file, o->sni[i].key_file};
+    ph_tls_config cfg = {
+        .cert_file = o->cert_file, .key_file = o->key_file, .sni = sni, .nsni = o->nsni,
+        .min_version = o->tls_min_version, .ciphers = o->tls_ciphers,
+        .ciphersuites = o->tls_ciphersuites, .no_session_tickets = o->no_session_tickets,
+    };
+    char err[400];
+    ph_tls_ctx *c = ph_tls_ctx_new(&cfg, err, sizeof(err));
+    free(sni);
+    if (!c)
+        ph_log(l->srv, POSTHORN_LOG_ERROR, "event=tls_error what=load error=\"%s\"", err);
+    return c;
+}
+
+int ph_listeners_reload_tls(posthorn_server *srv)
+{
+    ph_tls_ctx **fresh = calloc(srv->nlisteners ? srv->nlisteners : 1, sizeof(*fresh));
+    if (!fresh)
         return -ENOMEM;
-    srv->listeners = ls;
-    evutil_make_socket_nonblocking(fd);
-    int one = 1; /* accepted sockets inherit it: replies are small and latency-bound */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly on AF_UNIX */
-    struct evconnlistener *evl =
-        evconnlistener_new(srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-    if (!evl)
+    int r = 0;
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        fresh[i] = NULL;
+        if (srv->listeners[i]->tls && !(fresh[i] = build_tls(srv->listeners[i])))
+            r = -EINVAL;
+    }
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        if (r < 0) { /* all or nothing: keep every old certificate */
+            ph_tls_ctx_unref(fresh[i]);
+            continue;
+        }
+        if (fresh[i]) {
+            ph_tls_ctx_unref(srv->listeners[i]->tls);
+            srv->listeners[i]->tls = fresh[i];
+        }
+    }
+    free(fresh);
+    ph_log(srv, r < 0 ? POSTHORN_LOG_ERROR : POSTHORN_LOG_INFO, "event=tls_reload result=%s",
+           r < 0 ? "failed_kept_old" : "ok");
+    return r;
+}
+
+/* ---- listeners -------------------------------------------------------------------------- */
+
+static void free_listener(ph_listener *l)
+{
+    if (!l)
+        return;
+    if (l->evl)
+        evconnlistener_free(l->evl);
+    if (l->unix_path) {
+        unlink(l->unix_path);
+        free(l->unix_path);
+    }
+    ph_tls_ctx_unref(l->tls);
+    free_opts(&l->opts);
+    free(l);
+}
+
+static int init_listener(ph_listener *l, const posthorn_listener_options *opts)
+{
+    static const posthorn_listener_options plain = {.tls = POSTHORN_TLS_NONE};
+    posthorn_server *srv = l->srv;
+    if (copy_opts(&l->opts, opts ? opts : &plain) < 0)
         return -ENOMEM;
-    evconnlistener_set_error_cb(evl, accept_error_cb);
-    ls[srv->nlisteners] = (ph_listener){.evl = evl, .port = local_port(fd), .unix_path = NULL};
-    srv->nlisteners++;
+    l->limits = opts && opts->limits ? *opts->limits : srv->limits;
+    if (l->opts.handshake_timeout_ms == 0)
+        l->opts.handshake_timeout_ms = 30000;
+    if (l->limits.idle_timeout_ms) {
+        struct timeval tv = {l->limits.idle_timeout_ms / 1000,
+                             (l->limits.idle_timeout_ms % 1000) * 1000};
+        /* one timer queue per distinct timeout: O(1) re-arming instead of heap updates */
+        l->idle_tv = event_base_init_common_timeout(srv->base, &tv);
+    }
+    if (l->opts.tls != POSTHORN_TLS_NONE && !(l->tls = build_tls(l)))
+        return -EINVAL;
     return 0;
 }
 
-int ph_listener_open(posthorn_server *srv, const char *address)
+int ph_listener_adopt(posthorn_server *srv, int fd, const posthorn_listener_options *opts)
+{
+    ph_listener **ls = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*ls));
+    ph_listener *l = calloc(1, sizeof(*l));
+    if (ls)
+        srv->listeners = ls;
+    if (!ls || !l) {
+        free(l);
+        close(fd);
+        return -ENOMEM;
+    }
+    l->srv = srv;
+    l->port = local_port(fd);
+    int r = init_listener(l, opts);
+    if (r < 0) {
+        close(fd);
+        free_listener(l);
+        return r;
+    }
+    evutil_make_socket_nonblocking(fd);
+    int one = 1; /* accepted sockets inherit it: replies are small and latency-bound */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly on AF_UNIX */
+    l->evl = evconnlistener_new(srv->base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (!l->evl) {
+        close(fd);
+        free_listener(l);
+        return -ENOMEM;
+    }
+    evconnlistener_set_error_cb(l->evl, accept_error_cb);
+    srv->listeners[srv->nlisteners++] = l;
+    return 0;
+}
+
+int ph_listener_open(posthorn_server *srv, const char *address,
+                     const posthorn_listener_options *opts)
 {
     int port;
     int fd = ph_listener_bind(address, &port);
     if (fd < 0)
         return fd;
-    int r = ph_listener_adopt(srv, fd);
-    if (r < 0) {
-        close(fd);
-        return r;
+    int r = ph_listener_adopt(srv, fd, opts);
+    if (r == 0 && strncmp(address, "unix:", 5) == 0)
+        srv->listeners[srv->nlisteners - 1]->unix_path = strdup(address + 5);
+    return r;
+}
+
+void ph_listeners_stop(posthorn_server *srv)
+{
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        ph_listener *l = srv->listeners[i];
+        if (l->evl)
+            evconnlistener_free(l->evl); /* closes the socket: the kernel refuses new clients */
+        l->evl = NULL;
     }
-    if (strncmp(address, "unix:", 5) == 0)
-        srv->listeners[srv->nlisteners - 1].unix_path = strdup(address + 5);
-    return 0;
 }
 
 void ph_listeners_close(posthorn_server *srv)
 {
-    for (unsigned i = 0; i < srv->nlisteners; i++) {
-        evconnlistener_free(srv->listeners[i].evl);
-        if (srv->listeners[i].unix_path) {
-            unlink(srv->listeners[i].unix_path);
-            free(srv->listeners[i].unix_path);
-        }
-    }
+    for (unsigned i = 0; i < srv->nlisteners; i++)
+        free_listener(srv->listeners[i]);
     free(srv->listeners);
     srv->listeners = NULL;
     srv->nlisteners = 0;

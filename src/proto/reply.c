@@ -72,6 +72,23 @@ static const smtp_reply_def reply_table[R__COUNT] = {
     [R_DATA_LINE_LONG] = {550, "5.6.0", "Message line longer than 998 octets"},
     [R_REJECTED] = {550, "5.7.1", "Rejected"},
     [R_BODY_8BIT] = {554, "5.6.0", "8-bit data needs BODY=8BITMIME"},
+    [R_TLS_READY] = {220, "2.0.0", "Ready to start TLS"},
+    [R_NEED_STARTTLS] = {530, "5.7.0", "Must issue a STARTTLS command first"},
+    [R_AUTH_REQUIRED] = {530, "5.7.0", "Authentication required"},
+    [R_AUTH_OK] = {235, "2.7.0", "Authentication successful"},
+    [R_AUTH_CHALLENGE] = {334, NULL, "%s"},
+    [R_AUTH_CANCELLED] = {501, "5.7.0", "Authentication cancelled"},
+    [R_AUTH_BAD_BASE64] = {501, "5.5.2", "Invalid base64 data"},
+    [R_AUTH_BAD_MESSAGE] = {501, "5.5.2", "Malformed authentication response"},
+    [R_AUTH_TOO_LONG] = {500, "5.5.6", "Authentication Exchange line is too long"},
+    [R_AUTH_UNKNOWN_MECH] = {504, "5.5.4", "Unrecognized authentication mechanism"},
+    [R_AUTH_FAILED] = {535, "5.7.8", "Authentication credentials invalid"},
+    [R_AUTH_TEMP_FAIL] = {454, "4.7.0", "Temporary authentication failure"},
+    [R_AUTH_NEED_TLS] = {538, "5.7.11",
+                         "Encryption required for requested authentication mechanism"},
+    [R_AUTH_ALREADY] = {503, "5.5.1", "Already authenticated"},
+    [R_TLS_UNAVAILABLE] = {454, "4.7.0", "TLS not available due to temporary reason"},
+    [R_AUTH_TOO_MANY] = {421, "4.7.0", "Too many failed authentication attempts"},
 };
 
 const smtp_reply_def *smtp_reply_get(smtp_reply_id id)
@@ -156,8 +173,9 @@ static int emit_line(strbuf *out, int code, char sep, const char *enh, const vte
         unsigned char c = vt_at(t, k);
         line[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
     }
-    /* "250 " with nothing after it: drop the dangling separator space of a last line. */
-    if (n == 4 && sep == ' ')
+    /* "250 " with nothing after it: drop the dangling separator space of a last line. Not for
+     * 334: RFC 4954 4 requires "334" SP even before an empty challenge (AUTH PLAIN). */
+    if (n == 4 && sep == ' ' && code != 334)
         n = 3;
     line[n++] = '\r';
     line[n++] = '\n';

@@ -16,7 +16,6 @@
 #include "proto/data.h"
 #include "proto/text.h"
 
-#define EHLO_EXTENSIONS "PIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING"
 
 typedef enum line_state {
     LS_NORMAL = 0,
@@ -32,8 +31,8 @@ struct smtp_session {
     line_state line_state;    /* discarding the rest of a bad line? */
     bool last_was_cr;         /* the last command byte consumed was CR */
     char *helo;
-    bool esmtp, tls, auth;
-    bool connect_ok, greet_ok, early_talker, want_close;
+    bool esmtp, tls, auth;      /* auth: AUTH succeeded */
+    bool connect_ok, greet_ok, early_talker, want_close, want_tls;
     smtp_txn *txn;
     smtp_hook_req hook;
     smtp_verb hook_verb;      /* the command whose hook is pending */
@@ -243,6 +242,22 @@ static void cmd_helo(smtp_session *s, const smtp_command *c)
     s->hook.ehlo = c->verb == V_EHLO;
 }
 
+static bool auth_offered(const smtp_session *s)
+{
+    return s->cfg.auth && !s->auth && (s->tls || s->cfg.auth_insecure);
+}
+
+/* The EHLO reply: host name, then one extension per line, as this session can use them now. */
+static int ehlo_reply(const smtp_session *s, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\n"
+                     "ENHANCEDSTATUSCODES\nCHUNKING%s%s", s->cfg.hostname,
+                     (unsigned long long)s->cfg.max_message_size,
+                     s->cfg.starttls && !s->tls ? "\nSTARTTLS" : "",
+                     auth_offered(s) ? "\nAUTH PLAIN LOGIN" : "");
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
 static void helo_accepted(smtp_session *s)
 {
     txn_end(s, false); /* RFC 5321 4.1.4: HELO/EHLO resets the transaction */
@@ -254,13 +269,9 @@ static void helo_accepted(smtp_session *s)
         reply_id(s, R_HELO_OK, s->cfg.hostname);
         return;
     }
-    char text[400];
-    int n = snprintf(text, sizeof(text), "%s\n" EHLO_EXTENSIONS, s->cfg.hostname,
-                     (unsigned long long)s->cfg.max_message_size);
-    if (n < 0 || (size_t)n >= sizeof(text)) {
-        fail_memory(s);
-        return;
-    }
+    char text[600];
+    if (ehlo_reply(s, text, sizeof(text)) < 0)
+        return fail_memory(s);
     reply_id(s, R_HELO_OK, text);
 }
 
@@ -272,6 +283,10 @@ static void cmd_mail(smtp_session *s, const smtp_command *c)
         return protocol_error(s, R_NEED_HELO);
     if (s->txn)
         return protocol_error(s, R_NESTED_MAIL);
+    if (s->cfg.require_tls && !s->tls)
+        return protocol_error(s, R_NEED_STARTTLS);
+    if (s->cfg.require_auth && !s->auth)
+        return protocol_error(s, R_AUTH_REQUIRED);
     smtp_reply_id err = smtp_parse_mail(c->arg, c->arg_len, &s->path, &s->mail);
     if (err != R_NONE)
         return protocol_error(s, err);
@@ -531,6 +546,18 @@ static void cmd_help(smtp_session *s, const smtp_command *c)
     reply_id(s, R_HELP, NULL);
 }
 
+static void cmd_starttls(smtp_session *s, const smtp_command *c)
+{
+    if (!s->cfg.starttls)
+        return protocol_error(s, R_NOT_IMPLEMENTED);
+    if (s->tls)
+        return protocol_error(s, R_BAD_SEQUENCE); /* TLS is already on */
+    if (c->arg_len)
+        return protocol_error(s, R_NO_ARGS);
+    reply_id(s, R_TLS_READY, NULL);
+    s->want_tls = true; /* feeding stops here: the rest of the input is discarded */
+}
+
 static void cmd_not_implemented(smtp_session *s, const smtp_command *c)
 {
     (void)c;
@@ -551,7 +578,7 @@ static const cmd_fn command_table[V__COUNT] = {
     [V_MAIL] = cmd_mail,         [V_RCPT] = cmd_rcpt, [V_DATA] = cmd_data,
     [V_BDAT] = cmd_bdat,         [V_RSET] = cmd_rset, [V_NOOP] = cmd_noop,
     [V_QUIT] = cmd_quit,         [V_VRFY] = cmd_vrfy, [V_EXPN] = cmd_not_implemented,
-    [V_HELP] = cmd_help,         [V_STARTTLS] = cmd_not_implemented,
+    [V_HELP] = cmd_help,         [V_STARTTLS] = cmd_starttls,
     [V_AUTH] = cmd_not_implemented,
 };
 
@@ -646,7 +673,7 @@ size_t smtp_session_feed(smtp_session *s, const char *p, size_t len)
         close_after_reply(s);
         return len;
     }
-    while (used < len && s->hook.kind == HOOK_NONE && !s->want_close) {
+    while (used < len && s->hook.kind == HOOK_NONE && !s->want_close && !s->want_tls) {
         switch (s->phase) {
         case PH_COMMAND: used += feed_command(s, p + used, len - used); break;
         case PH_DATA: used += feed_data(s, p + used, len - used); break;
@@ -826,6 +853,22 @@ int smtp_session_set_prefix(smtp_session *s, const char *p, size_t len)
 }
 
 void smtp_session_set_tls(smtp_session *s, bool tls) { s->tls = tls; }
+bool smtp_session_want_tls(const smtp_session *s) { return s->want_tls; }
+bool smtp_session_tls(const smtp_session *s) { return s->tls; }
+
+void smtp_session_tls_started(smtp_session *s)
+{
+    s->want_tls = false;
+    s->tls = true;
+    txn_end(s, false);
+    free(s->helo); /* RFC 3207 4.2: the client must say EHLO again */
+    s->helo = NULL;
+    s->esmtp = false;
+    s->auth = false;
+    strbuf_clear(&s->line);
+    s->line_state = LS_NORMAL;
+    s->last_was_cr = false;
+}
 const char *smtp_session_helo(const smtp_session *s) { return s->helo; }
 bool smtp_session_esmtp(const smtp_session *s) { return s->esmtp; }
 const smtp_txn *smtp_session_txn(const smtp_session *s) { return s->txn; }

@@ -31,6 +31,11 @@ typedef struct smtp_session_config {
     unsigned max_recipients;
     unsigned max_errors;
     bool greeting_delayed;     /* the banner waits for smtp_session_greet() */
+    bool starttls;             /* offer STARTTLS (RFC 3207) until TLS is on */
+    bool require_tls;          /* MAIL needs TLS first: 530 5.7.0 */
+    bool auth;                 /* offer AUTH (RFC 4954) under TLS ... */
+    bool auth_insecure;        /* ... and also without TLS */
+    bool require_auth;         /* MAIL needs AUTH first: 530 5.7.0 (submission) */
     /* Called for every refusal (code >= 400) the core sends, for logging: the verb it answered
      * ("DATA", "CONNECT"...) and the reply's first line without CRLF. May be NULL. */
     void (*on_refusal)(void *ctx, const char *verb, int code, const char *line);
@@ -130,6 +135,15 @@ int smtp_session_set_prefix(smtp_session *s, const char *p, size_t len);
 
 /* Marks whether the session runs over TLS / is authenticated (for the protocol name). */
 void smtp_session_set_tls(smtp_session *s, bool tls);
+
+/*
+ * STARTTLS was accepted (its 220 is in the output): the driver sends the output, discards every
+ * byte the client sent after the STARTTLS line, and starts the handshake. Feeding stops.
+ */
+bool smtp_session_want_tls(const smtp_session *s);
+/* The STARTTLS handshake succeeded: TLS is on and the session starts over (RFC 3207 4.2). */
+void smtp_session_tls_started(smtp_session *s);
+bool smtp_session_tls(const smtp_session *s);
 
 /* Getters: strings owned by the session. */
 const char *smtp_session_helo(const smtp_session *s);     /* NULL before HELO/EHLO */
