@@ -70,10 +70,15 @@ static int build_received(posthorn_session *s, char *buf, size_t len)
     char date[64], lit[80], forpart[300] = "";
     rfc5322_date(date, sizeof(date));
     client_literal(s, lit, sizeof(lit));
+    char tls[200] = "";
     if (t->rcpt_count == 1 && strlen(t->rcpts[0]) < 280) /* name one recipient only */
         snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>", t->rcpts[0]);
-    int n = snprintf(buf, len, "Received: from %s (%s)\r\n\tby %s (Posthorn) with %s id %s%s;\r\n\t%s\r\n",
-                     smtp_session_helo(s->core), lit, s->srv->hostname,
+    if (posthorn_session_tls(s)) /* the same wording as Postfix, which tools already parse */
+        snprintf(tls, sizeof(tls), "\r\n\t(using %s with cipher %s (%d bits))",
+                 ph_tls_version(s->tls), ph_tls_cipher(s->tls), ph_tls_cipher_bits(s->tls));
+    int n = snprintf(buf, len,
+                     "Received: from %s (%s)%s\r\n\tby %s (Posthorn) with %s id %s%s;\r\n\t%s\r\n",
+                     smtp_session_helo(s->core), lit, tls, s->srv->hostname,
                      smtp_session_protocol(s->core), t->queue_id, forpart, date);
     return n > 0 && (size_t)n < len ? n : -1;
 }

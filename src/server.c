@@ -267,6 +267,17 @@ int posthorn_server_listen_fd_opts(posthorn_server *srv, int fd,
     return ph_listener_adopt(srv, fd, opts);
 }
 
+int posthorn_tls_make_self_signed(const char *hostname, const char *cert_file,
+                                  const char *key_file)
+{
+    char err[300];
+    if (ph_tls_make_self_signed(hostname, cert_file, key_file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "level=error event=tls_error what=self_signed error=\"%s\"\n", err);
+        return -EIO;
+    }
+    return 0;
+}
+
 int posthorn_server_reload_tls(posthorn_server *srv)
 {
     return ph_listeners_reload_tls(srv);

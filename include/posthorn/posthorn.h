@@ -175,6 +175,14 @@ typedef enum posthorn_log_level {
 /* line: one key=value record without a newline, e.g. "event=connect sid=... client=..." */
 typedef void (*posthorn_log_fn)(posthorn_log_level level, const char *line, void *user);
 
+/*
+ * Writes a fresh self-signed certificate (EC P-256, valid one year, for hostname, localhost,
+ * 127.0.0.1 and ::1) and its private key (mode 0600) as PEM files: for development servers
+ * whose clients should be able to try TLS at once. 0 or -EIO.
+ */
+int posthorn_tls_make_self_signed(const char *hostname, const char *cert_file,
+                                  const char *key_file);
+
 /* ---- server ------------------------------------------------------------------------ */
 
 /*

@@ -19,7 +19,11 @@ void envelope_print(FILE *out, const sink_envelope *env, const char *data, size_
             env->helo ? env->helo : "", env->mail_from);
     for (size_t i = 0; i < env->nrcpts; i++)
         fprintf(out, "Rcpt-To: %s\n", env->rcpts[i]);
-    fprintf(out, "Size: %zu\nTLS: %s\n--- DATA ---\n", env->size, env->tls ? "yes" : "no");
+    if (env->tls)
+        fprintf(out, "Size: %zu\nTLS: %s %s\n--- DATA ---\n", env->size, env->tls_version,
+                env->tls_cipher);
+    else
+        fprintf(out, "Size: %zu\nTLS: no\n--- DATA ---\n", env->size);
     size_t start = 0;
     for (size_t i = 0; i + 1 < len; i++) {
         if (data[i] == '\r' && data[i + 1] == '\n') { /* show CRLF as LF */
@@ -73,7 +77,15 @@ static int json_render(const sink_envelope *env, char **out, size_t *outlen)
             fputc(',', f);
         json_str(f, env->rcpts[i]);
     }
-    fprintf(f, "],\"size\":%zu,\"tls\":%s,\"auth\":", env->size, env->tls ? "true" : "false");
+    fprintf(f, "],\"size\":%zu,\"tls\":%s,", env->size, env->tls ? "true" : "false");
+    if (env->tls) {
+        fputs("\"tls_version\":", f);
+        json_str(f, env->tls_version);
+        fputs(",\"tls_cipher\":", f);
+        json_str(f, env->tls_cipher);
+        fputc(',', f);
+    }
+    fputs("\"auth\":", f);
     if (env->auth)
         json_str(f, env->auth);
     else

@@ -21,6 +21,8 @@ typedef struct sink_envelope {
     size_t nrcpts;
     size_t size;
     bool tls;
+    const char *tls_version; /* NULL without TLS */
+    const char *tls_cipher;
     const char *auth;  /* NULL if none */
     time_t received_at;
 } sink_envelope;

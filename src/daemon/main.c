@@ -15,6 +15,8 @@ static const char main_help[] =
     "Commands:\n"
     "  sink      development sink: accept every message, print and/or store it\n"
     "            (posthorn sink --help for its options)\n"
+    "  passwd    print a password file line USER:HASH (password read from stdin)\n"
+    "  config    check or dump a configuration file (posthorn config --help)\n"
     "\n"
     "  posthorn --help       this help\n"
     "  posthorn --version    print the version\n"
@@ -36,6 +38,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "sink") == 0)
         return cmd_sink(argc - 1, argv + 1);
+    if (strcmp(argv[1], "passwd") == 0)
+        return cmd_passwd(argc - 1, argv + 1);
+    if (strcmp(argv[1], "config") == 0)
+        return cmd_config(argc - 1, argv + 1);
     fprintf(stderr, "posthorn: unknown command '%s'\n%s", argv[1], main_help);
     return 2;
 }

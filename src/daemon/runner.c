@@ -26,6 +26,18 @@ static void shutdown_done(posthorn_server *srv, void *arg)
     event_base_loopbreak(arg);
 }
 
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    posthorn_server_reload_tls(arg); /* logs its own outcome; old certificates stay on failure */
+}
+
+static const posthorn_listener_options *listen_opts(const runner_config *rc, unsigned i)
+{
+    return rc->listen_opts ? rc->listen_opts[i] : NULL;
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -51,7 +63,7 @@ static int serve(const runner_config *rc, const int *fds)
         /* the server takes this process's descriptor: at shutdown it closes it, and the kernel
          * refuses new clients once no process holds the socket any more */
         int fd = fds[i];
-        if (posthorn_server_listen_fd(srv, fd) < 0) {
+        if (posthorn_server_listen_fd_opts(srv, fd, listen_opts(rc, i)) < 0) {
             logbuf_now(POSTHORN_LOG_ERROR, "event=error what=listen address=%s", rc->listen[i]);
             posthorn_server_free(srv);
             event_base_free(base);
@@ -60,18 +72,22 @@ static int serve(const runner_config *rc, const int *fds)
     }
     struct event *term = evsignal_new(base, SIGTERM, signal_cb, srv);
     struct event *intr = evsignal_new(base, SIGINT, signal_cb, srv);
+    struct event *hup = evsignal_new(base, SIGHUP, hup_cb, srv);
     event_add(term, NULL);
     event_add(intr, NULL);
+    event_add(hup, NULL);
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     sigprocmask(SIG_UNBLOCK, &stop, NULL); /* a signal that came early is delivered now */
     logbuf_start(base);
     event_base_dispatch(base);
     logbuf_stop();
     event_free(term);
     event_free(intr);
+    event_free(hup);
     posthorn_server_free(srv);
     event_base_free(base);
     return 0;
@@ -126,6 +142,7 @@ static int supervise(const runner_config *rc, const int *fds)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, &old);
     for (unsigned i = 0; i < n; i++)
         if ((pids[i] = start_worker(rc, fds, &old)) < 0)
@@ -134,6 +151,10 @@ static int supervise(const runner_config *rc, const int *fds)
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
+        if (sig == SIGHUP) {
+            stop_workers(pids, n, SIGHUP); /* each worker reloads its certificates */
+            continue;
+        }
         if (sig != SIGCHLD)
             break;
         int status;
@@ -166,6 +187,23 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Loads every listener's options (certificates) once in a scratch server. */
+static int check_listeners(const runner_config *rc, const int *fds)
+{
+    posthorn_server *srv = posthorn_server_new(NULL, rc->hooks, rc->options, NULL);
+    if (!srv)
+        return -1;
+    posthorn_server_set_log(srv, logbuf_log, POSTHORN_LOG_ERROR, NULL);
+    int r = 0;
+    for (unsigned i = 0; i < rc->nlisten && r == 0; i++) {
+        int fd = dup(fds[i]);
+        if (fd < 0 || posthorn_server_listen_fd_opts(srv, fd, listen_opts(rc, i)) < 0)
+            r = -1;
+    }
+    posthorn_server_free(srv);
+    return r;
+}
+
 int runner_run(const runner_config *rc)
 {
     raise_fd_limit();
@@ -174,6 +212,7 @@ int runner_run(const runner_config *rc)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
     sigprocmask(SIG_BLOCK, &stop, NULL);
     int *fds = calloc(rc->nlisten ? rc->nlisten : 1, sizeof(int));
     if (!fds)
@@ -199,6 +238,8 @@ int runner_run(const runner_config *rc)
             logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s:%d", host, port);
         }
     }
+    if (rc->workers > 1 && check_listeners(rc, fds) < 0)
+        goto out; /* e.g. a bad certificate: say so once instead of restarting workers */
     status = rc->workers > 1 ? supervise(rc, fds) : serve(rc, fds);
 out:
     if (status != 0 || bound < rc->nlisten) /* on success serve/supervise closed them */

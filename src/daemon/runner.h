@@ -1,7 +1,8 @@
 /*
  * runner.h - runs a posthorn_server as a daemon: binds the listeners once, then serves in this
  * process or in N pre-forked workers (each with its own event loop on the shared sockets),
- * handles SIGTERM/SIGINT as a graceful shutdown and restarts a worker that dies.
+ * handles SIGTERM/SIGINT as a graceful shutdown, SIGHUP as a certificate reload, and restarts a
+ * worker that dies.
  */
 #ifndef POSTHORN_DAEMON_RUNNER_H
 #define POSTHORN_DAEMON_RUNNER_H
@@ -10,6 +11,7 @@
 
 typedef struct runner_config {
     const char **listen;        /* addresses, borrowed */
+    const posthorn_listener_options *const *listen_opts; /* parallel to listen; NULL = plain */
     unsigned nlisten;
     unsigned workers;           /* 1 = no fork */
     posthorn_log_level log_level;

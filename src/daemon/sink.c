@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/commands.h"
 #include "daemon/envelope.h"
@@ -99,6 +100,8 @@ static posthorn_verdict on_message(posthorn_session *s, void *user)
         .client_port = posthorn_session_client_port(s), .helo = posthorn_session_helo(s),
         .mail_from = posthorn_session_mail_from(s), .rcpts = rcpts, .nrcpts = n,
         .size = m->len, .tls = posthorn_session_tls(s), .auth = posthorn_session_auth_user(s),
+        .tls_version = posthorn_session_tls_version(s),
+        .tls_cipher = posthorn_session_tls_cipher(s),
         .received_at = time(NULL),
     };
     int r = sc->store_dir ? envelope_store(sc->store_dir, &env, m->data, m->len) : 0;
@@ -133,6 +136,89 @@ static void on_disconnect(posthorn_session *s, void *user)
     }
 }
 
+/* ---- TLS for the sink ------------------------------------------------------------------ */
+
+typedef struct sink_tls {
+    bool on;
+    const char *cert, *key;
+    const char *implicit[MAX_LISTEN];
+    unsigned nimplicit;
+    char tmpdir[64];          /* self-signed certificate lives here, removed at exit */
+    char cert_path[128], key_path[128];
+} sink_tls;
+
+/* Options in the order of the enum after OPT_TLS: --tls, --tls-cert, --tls-key, --listen-tls. */
+static int sink_tls_option(sink_tls *t, int which, const char *arg)
+{
+    switch (which) {
+    case 0: t->on = true; return 1;
+    case 1: t->cert = arg; t->on = true; return 1;
+    case 2: t->key = arg; return 1;
+    case 3:
+        if (t->nimplicit == MAX_LISTEN)
+            return fprintf(stderr, "posthorn sink: too many --listen-tls\n"), -1;
+        t->implicit[t->nimplicit++] = arg;
+        return 1;
+    }
+    return 0;
+}
+
+/* Without --tls-cert: a self-signed certificate in a private temporary directory. */
+static int make_self_signed(sink_tls *t, const char *hostname)
+{
+    snprintf(t->tmpdir, sizeof(t->tmpdir), "/tmp/posthorn-sink-XXXXXX");
+    if (!mkdtemp(t->tmpdir)) {
+        t->tmpdir[0] = '\0';
+        return fprintf(stderr, "posthorn sink: mkdtemp: %s\n", strerror(errno)), -1;
+    }
+    snprintf(t->cert_path, sizeof(t->cert_path), "%s/cert.pem", t->tmpdir);
+    snprintf(t->key_path, sizeof(t->key_path), "%s/key.pem", t->tmpdir);
+    if (posthorn_tls_make_self_signed(hostname, t->cert_path, t->key_path) < 0)
+        return -1;
+    t->cert = t->cert_path;
+    t->key = t->key_path;
+    logbuf_now(POSTHORN_LOG_INFO, "event=tls_selfsigned cert=%s key=%s host=%s", t->cert,
+               t->key, hostname);
+    return 0;
+}
+
+static int sink_tls_setup(sink_tls *t, server_cli *cli, posthorn_listener_options *starttls,
+                          posthorn_listener_options *implicit,
+                          const posthorn_listener_options **lopts)
+{
+    if (!t->on && !t->nimplicit)
+        return 0;
+    if ((t->cert == NULL) != (t->key == NULL))
+        return fprintf(stderr, "posthorn sink: --tls-cert and --tls-key go together\n"), -1;
+    char host[256] = "localhost";
+    if (cli->options.hostname)
+        snprintf(host, sizeof(host), "%s", cli->options.hostname);
+    else
+        gethostname(host, sizeof(host) - 1);
+    if (!t->cert && make_self_signed(t, host) < 0)
+        return -1;
+    *starttls = (posthorn_listener_options){.tls = POSTHORN_TLS_STARTTLS, .cert_file = t->cert,
+                                            .key_file = t->key};
+    *implicit = *starttls;
+    implicit->tls = POSTHORN_TLS_IMPLICIT;
+    for (unsigned i = 0; i < cli->nlisten; i++)
+        lopts[i] = t->on ? starttls : NULL;
+    for (unsigned i = 0; i < t->nimplicit && cli->nlisten < MAX_LISTEN; i++) {
+        lopts[cli->nlisten] = implicit;
+        cli->listen[cli->nlisten++] = t->implicit[i];
+    }
+    return 0;
+}
+
+static void sink_tls_cleanup(sink_tls *t)
+{
+    if (!t->tmpdir[0])
+        return;
+    unlink(t->cert_path);
+    unlink(t->key_path);
+    rmdir(t->tmpdir);
+}
+
 /* ---- command line ---------------------------------------------------------------------- */
 
 static const char sink_help[] =
@@ -146,6 +232,11 @@ static const char sink_help[] =
     "\n"
     "  --store DIR            also store each message in DIR (created if missing)\n"
     "  --quiet                do not print messages\n"
+    "  --tls                  offer STARTTLS on every --listen; without --tls-cert a\n"
+    "                         self-signed certificate is made at start (path logged)\n"
+    "  --tls-cert FILE        PEM certificate chain (implies --tls)\n"
+    "  --tls-key FILE         PEM private key for --tls-cert\n"
+    "  --listen-tls ADDR:PORT listen with implicit TLS (RFC 8314, port 465 style; repeatable)\n"
     "%s"
     "  -h, --help             this help\n";
 
@@ -155,11 +246,16 @@ int cmd_sink(int argc, char **argv)
     server_cli cli;
     server_cli_init(&cli);
     cli.options.limits.max_per_ip = 0; /* a development sink: local test clients open many */
-    enum { OPT_STORE = 1, OPT_QUIET };
+    enum { OPT_STORE = 1, OPT_QUIET, OPT_TLS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_LISTEN_TLS };
     struct option longopts[40] = {{"store", required_argument, NULL, OPT_STORE},
                                   {"quiet", no_argument, NULL, OPT_QUIET},
+                                  {"tls", no_argument, NULL, OPT_TLS},
+                                  {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+                                  {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+                                  {"listen-tls", required_argument, NULL, OPT_LISTEN_TLS},
                                   {"help", no_argument, NULL, 'h'}};
-    size_t n = 3;
+    size_t n = 7;
+    sink_tls tls = {0};
     for (const struct option *o = server_cli_longopts; o->name; o++)
         longopts[n++] = *o;
     int opt;
@@ -169,6 +265,8 @@ int cmd_sink(int argc, char **argv)
         if (r < 0)
             return 2;
         if (r > 0)
+            continue;
+        if (sink_tls_option(&tls, opt - OPT_TLS, optarg) > 0)
             continue;
         if (opt == OPT_STORE) {
             sc.store_dir = optarg;
@@ -190,16 +288,22 @@ int cmd_sink(int argc, char **argv)
         fprintf(stderr, "posthorn sink: cannot create %s: %s\n", sc.store_dir, strerror(errno));
         return 1;
     }
-    if (!cli.nlisten)
+    if (!cli.nlisten && !tls.nimplicit)
         cli.listen[cli.nlisten++] = "127.0.0.1:2525";
+    const posthorn_listener_options *lopts[MAX_LISTEN] = {0};
+    posthorn_listener_options starttls, implicit;
+    if (sink_tls_setup(&tls, &cli, &starttls, &implicit, lopts) < 0)
+        return 1;
     static char outbuf[1 << 16]; /* one write per printed message (flushed per message) */
     setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
     static const posthorn_hooks hooks = {
         .on_data_start = on_data_start, .on_data_chunk = on_data_chunk,
         .on_message = on_message, .on_abort = on_abort, .on_disconnect = on_disconnect,
     };
-    runner_config rc = {.listen = cli.listen, .nlisten = cli.nlisten, .workers = cli.workers,
-                        .log_level = cli.log_level, .hooks = &hooks, .options = &cli.options,
-                        .user = &sc};
-    return runner_run(&rc);
+    runner_config rc = {.listen = cli.listen, .listen_opts = lopts, .nlisten = cli.nlisten,
+                        .workers = cli.workers, .log_level = cli.log_level, .hooks = &hooks,
+                        .options = &cli.options, .user = &sc};
+    int status = runner_run(&rc);
+    sink_tls_cleanup(&tls);
+    return status;
 }

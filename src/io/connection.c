@@ -341,8 +341,8 @@ static void drive(posthorn_session *s, const char *fresh, size_t len)
                 continue;
             break;
         }
-        if (smtp_session_want_close(s->core) || output_pending(s) > OUTPUT_HIGH_WATER ||
-            !feed_input(s, &in))
+        if (smtp_session_want_close(s->core) || smtp_session_want_tls(s->core) ||
+            output_pending(s) > OUTPUT_HIGH_WATER || !feed_input(s, &in))
             break;
     }
     drain_consumed(s, &in);

@@ -40,8 +40,10 @@ static void test_reply_table(void **state)
             fail_msg("reply id %d: missing or bad row", id);
         if (d->enhanced != NULL && !smtp_enhanced_valid(d->code, d->enhanced))
             fail_msg("reply id %d: enhanced '%s' invalid for %d", id, d->enhanced, d->code);
-        /* Only the greetings and 354 go without an enhanced code (RFC 2034 3). */
-        bool bare = id == R_GREETING || id == R_HELO_OK || id == R_DATA_GO;
+        /* Only the greetings, 354 and 334 go without an enhanced code (RFC 2034 3): the text
+         * of a 334 is the base64 challenge (RFC 4954 4). */
+        bool bare = id == R_GREETING || id == R_HELO_OK || id == R_DATA_GO ||
+                    id == R_AUTH_CHALLENGE;
         if ((d->enhanced == NULL) != bare)
             fail_msg("reply id %d: enhanced code presence wrong", id);
         const char *pct = strchr(d->text, '%');
@@ -113,6 +115,25 @@ static const id_case id_cases[] = {
     {R_DATA_LINE_LONG, NULL, "550 5.6.0 Message line longer than 998 octets\r\n"},
     {R_REJECTED, NULL, "550 5.7.1 Rejected\r\n"},
     {R_BODY_8BIT, NULL, "554 5.6.0 8-bit data needs BODY=8BITMIME\r\n"},
+    {R_TLS_READY, NULL, "220 2.0.0 Ready to start TLS\r\n"},
+    {R_NEED_STARTTLS, NULL, "530 5.7.0 Must issue a STARTTLS command first\r\n"},
+    {R_AUTH_REQUIRED, NULL, "530 5.7.0 Authentication required\r\n"},
+    {R_AUTH_OK, NULL, "235 2.7.0 Authentication successful\r\n"},
+    {R_AUTH_CHALLENGE, "VXNlcm5hbWU6", "334 VXNlcm5hbWU6\r\n"},
+    {R_AUTH_CHALLENGE, "", "334 \r\n"}, /* RFC 4954 4: the SP stays before an empty challenge */
+    {R_AUTH_CHALLENGE, NULL, "334 \r\n"},
+    {R_AUTH_CANCELLED, NULL, "501 5.7.0 Authentication cancelled\r\n"},
+    {R_AUTH_BAD_BASE64, NULL, "501 5.5.2 Invalid base64 data\r\n"},
+    {R_AUTH_BAD_MESSAGE, NULL, "501 5.5.2 Malformed authentication response\r\n"},
+    {R_AUTH_TOO_LONG, NULL, "500 5.5.6 Authentication Exchange line is too long\r\n"},
+    {R_AUTH_UNKNOWN_MECH, NULL, "504 5.5.4 Unrecognized authentication mechanism\r\n"},
+    {R_AUTH_FAILED, NULL, "535 5.7.8 Authentication credentials invalid\r\n"},
+    {R_AUTH_TEMP_FAIL, NULL, "454 4.7.0 Temporary authentication failure\r\n"},
+    {R_AUTH_NEED_TLS, NULL,
+     "538 5.7.11 Encryption required for requested authentication mechanism\r\n"},
+    {R_AUTH_ALREADY, NULL, "503 5.5.1 Already authenticated\r\n"},
+    {R_TLS_UNAVAILABLE, NULL, "454 4.7.0 TLS not available due to temporary reason\r\n"},
+    {R_AUTH_TOO_MANY, NULL, "421 4.7.0 Too many failed authentication attempts\r\n"},
 };
 
 static void test_reply_ids(void **state)
@@ -196,6 +217,10 @@ static const fmt_case fmt_cases[] = {
     {550, "5.7.1\r\n250 x", "injection", "550 5.0.0 injection\r\n"},
     /* 3xx has no enhanced class: an enhanced code is dropped */
     {354, "2.0.0", "Go ahead", "354 Go ahead\r\n"},
+    /* 334 keeps its SP before an empty challenge (RFC 4954 4); other codes drop it */
+    {334, NULL, "", "334 \r\n"},
+    {334, "2.0.0", "", "334 \r\n"},
+    {354, NULL, "", "354\r\n"},
     {354, NULL, "Go ahead", "354 Go ahead\r\n"},
     /* invalid codes become 451 (and the enhanced code follows the new class) */
     {0, "5.7.1", "zero", "451 4.0.0 zero\r\n"},

@@ -1,0 +1,180 @@
+/*
+ * config.h - the posthorn configuration file, posthorn.conf(5): the one table of parameters,
+ * the parser, the effective values (listener overrides and role defaults applied) and `dump`.
+ *
+ * A loaded ph_config owns every string and array it points to; ph_config_free() releases all
+ * of it. Parsing never stops at the first problem: every error is collected as "FILE:LINE:
+ * message" (in line order) and a config is only handed out when there was none. Memory stays
+ * O(input); every count has a limit below. No global mutable state: configs are independent.
+ * Public functions return 0 or a negative errno.
+ */
+#ifndef POSTHORN_DAEMON_CONFIG_H
+#define POSTHORN_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "posthorn/posthorn.h"
+
+#define PH_CONFIG_MAX_FILE (16u << 20) /* bytes in a configuration file */
+#define PH_CONFIG_MAX_LINE 65536       /* bytes in a logical line (continuations joined) */
+#define PH_CONFIG_MAX_VALUE 4096       /* bytes in a string value or a list entry: a dump line
+                                          (key = value) always fits in PH_CONFIG_MAX_LINE */
+#define PH_CONFIG_MAX_LISTENERS 256    /* [listener] sections */
+#define PH_CONFIG_MAX_LIST 1024        /* entries in one list parameter */
+#define PH_CONFIG_MAX_ERRORS 100       /* messages kept; further ones are only counted */
+#define PH_CONFIG_MAX_PARAMS 48        /* room for the parameter table (checked at build) */
+
+/* Enum parameters: the values are the indexes of the words in the table, in this order. */
+typedef enum ph_log_target { PH_LOG_STDERR, PH_LOG_SYSLOG } ph_log_target;
+typedef enum ph_delivery { PH_DELIVERY_STORE, PH_DELIVERY_DISCARD } ph_delivery;
+typedef enum ph_role { PH_ROLE_MX, PH_ROLE_SUBMISSION, PH_ROLE_SUBMISSIONS } ph_role;
+typedef enum ph_tls_mode { PH_TLS_NONE, PH_TLS_STARTTLS, PH_TLS_IMPLICIT } ph_tls_mode;
+typedef enum ph_auth_mode { PH_AUTH_NONE, PH_AUTH_TLS, PH_AUTH_INSECURE } ph_auth_mode;
+typedef enum ph_tls_version { PH_TLS_V1_2, PH_TLS_V1_3 } ph_tls_version;
+
+/* A list parameter: n words in file order. */
+typedef struct ph_strlist {
+    char **v;
+    size_t n;
+} ph_strlist;
+
+/*
+ * Parameters set globally that a listener may override ("both" scope). Strings are never
+ * NULL ("" = unset). Enum fields are int holding the enums above.
+ */
+typedef struct ph_config_shared {
+    uint64_t max_message_size;     /* bytes */
+    unsigned max_recipients;
+    unsigned max_errors;
+    unsigned max_line;
+    unsigned max_per_ip;           /* 0 = no limit */
+    uint64_t idle_timeout_ms;
+    uint64_t session_timeout_ms;
+    uint64_t greeting_delay_ms;
+    uint64_t shutdown_grace_ms;
+    uint64_t handshake_timeout_ms;
+    char *tls_cert;                /* path */
+    char *tls_key;                 /* path */
+    int tls_min_version;           /* ph_tls_version */
+    char *tls_ciphers;             /* "" = OpenSSL default */
+    char *tls_ciphersuites;        /* "" = OpenSSL default */
+    bool tls_session_tickets;
+} ph_config_shared;
+
+/* Global-only parameters. */
+typedef struct ph_config_global {
+    char *hostname;                /* "" = the machine's host name */
+    char *banner;
+    char *user;                    /* "" = no privilege drop */
+    char *group;
+    unsigned workers;
+    int log_level;                 /* posthorn_log_level (same order) */
+    int log_target;                /* ph_log_target */
+    int delivery;                  /* ph_delivery */
+    char *store_dir;
+    char *passwd_file;
+    unsigned auth_fail_limit;
+    uint64_t auth_fail_delay_ms;
+    ph_strlist tls_sni;            /* "NAME:CERTFILE:KEYFILE" each */
+    unsigned max_connections;
+} ph_config_global;
+
+/* One [listener NAME] section with fully resolved effective values. */
+typedef struct ph_config_listener {
+    char *name;
+    unsigned line;                 /* of the [listener NAME] header */
+    ph_strlist listen;             /* "host:port", "[v6]:port", "*:port", "unix:/path" */
+    int role;                      /* ph_role */
+    int tls;                       /* ph_tls_mode */
+    bool require_tls;
+    int auth;                      /* ph_auth_mode */
+    bool require_auth;
+    ph_config_shared s;            /* effective: the global value unless overridden here */
+    unsigned set_line[PH_CONFIG_MAX_PARAMS]; /* private: where each parameter was set, 0 = not */
+} ph_config_listener;
+
+typedef struct ph_config {
+    char *file;                    /* the name given to the parser */
+    ph_config_global g;
+    ph_config_shared s;            /* the global values of the overridable parameters */
+    ph_config_listener *listeners; /* n, in file order */
+    size_t nlisteners;
+    unsigned set_line[PH_CONFIG_MAX_PARAMS]; /* private: global scope, as above */
+} ph_config;
+
+typedef struct ph_config_error {
+    unsigned line;                 /* 0 = about the whole file */
+    char *text;                    /* "FILE:LINE: message" (no newline) */
+} ph_config_error;
+
+typedef struct ph_config_errors {
+    ph_config_error *v;            /* in line order, file-wide ones last */
+    size_t n;
+    size_t dropped;                /* beyond PH_CONFIG_MAX_ERRORS (a last message says so) */
+} ph_config_errors;
+
+/*
+ * Parses len bytes of buf (any bytes; no NUL terminator needed) as a config file called name
+ * in messages. On success *out gets a config the caller owns (ph_config_free) and 0 is
+ * returned. Otherwise *out is NULL and the result is -EINVAL (errors in *errs) or -ENOMEM.
+ * errs may be NULL; if not, it is (re)initialised here and the caller frees it with
+ * ph_config_errors_free() whatever the result.
+ */
+int ph_config_parse(const char *name, const char *buf, size_t len, ph_config **out,
+                    ph_config_errors *errs);
+
+/* Reads and parses a file, as ph_config_parse(). A file that cannot be read gives its errno
+ * (negative) and one message "PATH: reason" in *errs. */
+int ph_config_load(const char *path, ph_config **out, ph_config_errors *errs);
+
+void ph_config_free(ph_config *cfg);                /* NULL is allowed */
+void ph_config_errors_free(ph_config_errors *errs); /* leaves it empty; NULL is allowed */
+
+/*
+ * Writes the config in file syntax: global parameters, then each [listener NAME] section.
+ * only_set false: every effective value (role defaults and inherited values spelled out);
+ * true: only the values set in the file (`dump -n`). Both re-parse to the same config.
+ * Returns 0 or -EIO if the stream reported an error.
+ */
+int ph_config_dump(const ph_config *cfg, FILE *out, bool only_set);
+
+/*
+ * Overwrites in *out the limits the config file knows, from listener l's effective values
+ * (l NULL: the global ones) and max_connections. Start *out from posthorn_limits_default():
+ * fields the file has no key for (max_data_line) are left as they are.
+ */
+void ph_config_listener_limits(const ph_config *cfg, const ph_config_listener *l,
+                               posthorn_limits *out);
+
+/* The listener called name, or NULL. */
+const ph_config_listener *ph_config_find_listener(const ph_config *cfg, const char *name);
+
+/*
+ * The effective value of key as it would be dumped (lists space-separated), for listener l
+ * or the global scope (l NULL). -ENOENT unknown key, -EINVAL listener-only key with l NULL,
+ * -ENOSPC buf too small (it is then truncated), -ENOMEM.
+ */
+int ph_config_value(const ph_config *cfg, const ph_config_listener *l, const char *key,
+                    char *buf, size_t size);
+
+/* The line where key was set in l's section (l NULL: before any section); 0 = not set there. */
+unsigned ph_config_set_line(const ph_config *cfg, const ph_config_listener *l, const char *key);
+
+/* One row of the parameter table, for `posthorn config params` and documentation checks. */
+typedef struct ph_config_param_info {
+    const char *name;
+    const char *scope;             /* "global", "listener" or "global, listener" */
+    const char *type;              /* "string", "path", "bool", "uint", "size", "duration",
+                                      "enum" or "list" */
+    const char *def;               /* default in file syntax ("" = empty); NULL: by role */
+    const char *help;              /* one line */
+    char values[96];               /* accepted values: "1..64", "error | warn", ... or "" */
+} ph_config_param_info;
+
+/* Fills *info for row i of the table: 0, or -ENOENT past the last row. */
+int ph_config_param_info_get(size_t i, ph_config_param_info *info);
+
+#endif

@@ -1,0 +1,953 @@
+/*
+ * test_config.c - unit tests for src/daemon/config.c (posthorn.conf): every value type, every
+ * bound exactly at and one past it, syntax (comments, continuations, sections, CRLF, control
+ * bytes), every cross check, role defaults, overrides, list repetition, dump and dump -n
+ * round trips, limits conversion, the caps on hostile input, and that docs/posthorn.conf.5
+ * documents every parameter of the table. Table-driven; failures name the case.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon/config.h"
+
+#define FILE_NAME "t.conf"
+/* Every value case starts with BASE (line 1), then its global text, then LISTENER_A. */
+#define BASE "store_dir = /var/spool/posthorn\n"
+#define LISTENER_A "[listener a]\nlisten = 127.0.0.1:2525\n"
+/* What a submission listener needs to be valid. */
+#define TLS_AUTH "tls_cert = /c.pem\ntls_key = /k.pem\npasswd_file = /p\n"
+
+static char *concat3(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = malloc(n);
+    assert_non_null(s);
+    snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+static void print_errors(const char *what, const ph_config_errors *e)
+{
+    fprintf(stderr, "case '%s': %zu errors\n", what, e->n);
+    for (size_t i = 0; i < e->n; i++)
+        fprintf(stderr, "  %s\n", e->v[i].text);
+}
+
+/* Parses text that must be valid. */
+static ph_config *parse_ok(const char *what, const char *text)
+{
+    ph_config *cfg = NULL;
+    ph_config_errors errs;
+    int r = ph_config_parse(FILE_NAME, text, strlen(text), &cfg, &errs);
+    if (r != 0)
+        print_errors(what, &errs);
+    ph_config_errors_free(&errs);
+    assert_int_equal(r, 0);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static char *dump_text(const ph_config *cfg, bool only_set)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_int_equal(ph_config_dump(cfg, f, only_set), 0);
+    fclose(f);
+    return text;
+}
+
+/* dump re-parses to the same effective config; dump -n to the same explicit subset too. */
+static void check_roundtrip(const char *what, const ph_config *cfg)
+{
+    char *full = dump_text(cfg, false), *set = dump_text(cfg, true);
+    ph_config *again = parse_ok(what, full), *again_n = parse_ok(what, set);
+    char *full2 = dump_text(again, false), *full3 = dump_text(again_n, false);
+    char *set3 = dump_text(again_n, true);
+    if (strcmp(full, full2) != 0 || strcmp(full, full3) != 0 || strcmp(set, set3) != 0)
+        fprintf(stderr, "case '%s': dump round trip differs:\n%s\n---\n%s\n", what, full, full3);
+    assert_string_equal(full, full2);
+    assert_string_equal(full, full3);
+    assert_string_equal(set, set3);
+    free(full), free(set), free(full2), free(full3), free(set3);
+    ph_config_free(again);
+    ph_config_free(again_n);
+}
+
+/* --- effective values ---------------------------------------------------------------------- */
+
+typedef struct value_case {
+    const char *global;   /* after BASE */
+    const char *listener; /* after LISTENER_A */
+    char where;           /* 'g': the global value; 'l': listener a's effective value */
+    const char *key;
+    const char *want;     /* as dumped */
+} value_case;
+
+static const value_case value_cases[] = {
+    /* defaults */
+    {"", "", 'g', "hostname", ""},
+    {"", "", 'g', "banner", "Posthorn"},
+    {"", "", 'g', "user", ""},
+    {"", "", 'g', "workers", "1"},
+    {"", "", 'g', "log_level", "info"},
+    {"", "", 'g', "log_target", "stderr"},
+    {"", "", 'g', "delivery", "store"},
+    {"", "", 'g', "passwd_file", ""},
+    {"", "", 'g', "auth_fail_limit", "5"},
+    {"", "", 'g', "auth_fail_delay", "1s"},
+    {"", "", 'g', "tls_sni", ""},
+    {"", "", 'g', "max_connections", "10000"},
+    {"", "", 'l', "max_message_size", "32M"},
+    {"", "", 'l', "max_recipients", "1000"},
+    {"", "", 'l', "max_errors", "20"},
+    {"", "", 'l', "max_line", "512"},
+    {"", "", 'l', "max_per_ip", "100"},
+    {"", "", 'l', "idle_timeout", "5m"},
+    {"", "", 'l', "session_timeout", "1h"},
+    {"", "", 'l', "greeting_delay", "0"},
+    {"", "", 'l', "shutdown_grace", "30s"},
+    {"", "", 'l', "handshake_timeout", "30s"},
+    {"", "", 'l', "tls_cert", ""},
+    {"", "", 'l', "tls_min_version", "TLSv1.2"},
+    {"", "", 'l', "tls_ciphers", ""},
+    {"", "", 'l', "tls_ciphersuites", ""},
+    {"", "", 'l', "tls_session_tickets", "yes"},
+    {"", "", 'l', "role", "mx"},
+    /* strings and paths: the rest of the line, trimmed; '#' inside a value is kept */
+    {"hostname = mx1.example.org\n", "", 'g', "hostname", "mx1.example.org"},
+    {"hostname=mx1\n", "", 'g', "hostname", "mx1"},
+    {"banner =   Hello  there   \n", "", 'g', "banner", "Hello  there"},
+    {"banner = a # not a comment\n", "", 'g', "banner", "a # not a comment"},
+    {"banner = x = y\n", "", 'g', "banner", "x = y"},
+    {"banner =\n", "", 'g', "banner", ""},
+    {"user = posthorn\ngroup = mail\n", "", 'g', "group", "mail"},
+    {"user = _ph-1.x\n", "", 'g', "user", "_ph-1.x"},
+    {"passwd_file = relative/p w\n", "", 'g', "passwd_file", "relative/p w"},
+    {"tls_ciphers = HIGH:!aNULL\n", "", 'l', "tls_ciphers", "HIGH:!aNULL"},
+    /* bools */
+    {"", "tls_session_tickets = no\n", 'l', "tls_session_tickets", "no"},
+    {"", "tls_session_tickets = false\n", 'l', "tls_session_tickets", "no"},
+    {"", "tls_session_tickets = off\n", 'l', "tls_session_tickets", "no"},
+    {"", "tls_session_tickets = 0\n", 'l', "tls_session_tickets", "no"},
+    {"", "tls_session_tickets = yes\n", 'l', "tls_session_tickets", "yes"},
+    {"", "tls_session_tickets = true\n", 'l', "tls_session_tickets", "yes"},
+    {"", "tls_session_tickets = on\n", 'l', "tls_session_tickets", "yes"},
+    {"", "tls_session_tickets = 1\n", 'l', "tls_session_tickets", "yes"},
+    {"", "tls_session_tickets = NO\n", 'l', "tls_session_tickets", "no"},
+    /* numbers */
+    {"workers = 8\n", "", 'g', "workers", "8"},
+    {"workers = 007\n", "", 'g', "workers", "7"},
+    {"", "max_per_ip = 0\n", 'l', "max_per_ip", "0"},
+    /* sizes: powers of 1024, printed with the largest exact suffix */
+    {"", "max_message_size = 1k\n", 'l', "max_message_size", "1k"},
+    {"", "max_message_size = 2K\n", 'l', "max_message_size", "2k"},
+    {"", "max_message_size = 1025\n", 'l', "max_message_size", "1025"},
+    {"", "max_message_size = 1048576\n", 'l', "max_message_size", "1M"},
+    {"", "max_message_size = 10m\n", 'l', "max_message_size", "10M"},
+    {"", "max_message_size = 1g\n", 'l', "max_message_size", "1G"},
+    {"", "max_message_size = 1024M\n", 'l', "max_message_size", "1G"},
+    {"", "max_message_size = 1536k\n", 'l', "max_message_size", "1536k"},
+    /* durations: a bare number is seconds */
+    {"", "idle_timeout = 90\n", 'l', "idle_timeout", "90s"},
+    {"", "idle_timeout = 120\n", 'l', "idle_timeout", "2m"},
+    {"", "idle_timeout = 1500ms\n", 'l', "idle_timeout", "1500ms"},
+    {"", "idle_timeout = 2000ms\n", 'l', "idle_timeout", "2s"},
+    {"", "idle_timeout = 3m\n", 'l', "idle_timeout", "3m"},
+    {"", "idle_timeout = 2h\n", 'l', "idle_timeout", "2h"},
+    {"", "idle_timeout = 1d\n", 'l', "idle_timeout", "1d"},
+    {"", "idle_timeout = 24h\n", 'l', "idle_timeout", "1d"},
+    {"", "greeting_delay = 0ms\n", 'l', "greeting_delay", "0"},
+    {"", "greeting_delay = 250ms\n", 'l', "greeting_delay", "250ms"},
+    {"auth_fail_delay = 0\n", "", 'g', "auth_fail_delay", "0"},
+    /* enums, case-insensitive, printed canonically */
+    {"log_level = debug\n", "", 'g', "log_level", "debug"},
+    {"log_level = WARN\n", "", 'g', "log_level", "warn"},
+    {"log_level = error\n", "", 'g', "log_level", "error"},
+    {"log_target = syslog\n", "", 'g', "log_target", "syslog"},
+    {"delivery = discard\n", "", 'g', "delivery", "discard"},
+    {"", "tls_min_version = tlsv1.3\n", 'l', "tls_min_version", "TLSv1.3"},
+    /* lists: blanks and/or commas; a repeated key appends */
+    {"", "", 'l', "listen", "127.0.0.1:2525"},
+    {"", "listen = [::1]:2525, *:25,unix:/run/ph.sock\n", 'l', "listen",
+     "127.0.0.1:2525 [::1]:2525 *:25 unix:/run/ph.sock"},
+    {"", "listen = localhost:0\nlisten = 0.0.0.0:65535\n", 'l', "listen",
+     "127.0.0.1:2525 localhost:0 0.0.0.0:65535"},
+    {"", "listen =\n", 'l', "listen", "127.0.0.1:2525"},
+    {"", "listen = ,,  ,\n", 'l', "listen", "127.0.0.1:2525"},
+    {"tls_sni = a.example:/a.pem:/a.key\ntls_sni = *.b.example:/b.pem:/b.key, c:/c:/k\n", "", 'g',
+     "tls_sni", "a.example:/a.pem:/a.key *.b.example:/b.pem:/b.key c:/c:/k"},
+    /* continuation lines: joined with one space; comments inside are skipped */
+    {"banner = Hello\n   there\n\tworld\n", "", 'g', "banner", "Hello there world"},
+    {"", "listen = [::1]:1\n  # the v4 one:\n  127.0.0.2:1\n", 'l', "listen",
+     "127.0.0.1:2525 [::1]:1 127.0.0.2:1"},
+    {"banner = a\n#comment at column 0\n b\n", "", 'g', "banner", "a b"},
+    /* comments, blank lines, CRLF */
+    {"# comment\n   # indented comment\n\n  \t \nworkers = 2\n", "", 'g', "workers", "2"},
+    {"workers = 3\r\nbanner = crlf\r\n", "", 'g', "banner", "crlf"},
+    /* overrides: a listener value wins over the global one; otherwise inherited */
+    {"max_recipients = 5\n", "", 'l', "max_recipients", "5"},
+    {"max_recipients = 5\n", "max_recipients = 7\n", 'l', "max_recipients", "7"},
+    {"max_recipients = 5\n", "max_recipients = 7\n", 'g', "max_recipients", "5"},
+    {"tls_ciphers = A\n", "", 'l', "tls_ciphers", "A"},
+    {"tls_cert = /c\ntls_key = /k\n", "tls_cert =\ntls_key =\n", 'l', "tls", "none"},
+    /* role defaults */
+    {"", "", 'l', "tls", "none"},
+    {"", "", 'l', "require_tls", "no"},
+    {"", "", 'l', "auth", "none"},
+    {"", "", 'l', "require_auth", "no"},
+    {"tls_cert = /c\ntls_key = /k\n", "", 'l', "tls", "starttls"},
+    {"", "tls_cert = /c\ntls_key = /k\n", 'l', "tls", "starttls"},
+    {TLS_AUTH, "role = submission\n", 'l', "tls", "starttls"},
+    {TLS_AUTH, "role = submission\n", 'l', "require_tls", "yes"},
+    {TLS_AUTH, "role = submission\n", 'l', "auth", "tls"},
+    {TLS_AUTH, "role = submission\n", 'l', "require_auth", "yes"},
+    {TLS_AUTH, "role = submissions\n", 'l', "tls", "implicit"},
+    {TLS_AUTH, "role = submissions\n", 'l', "require_tls", "yes"},
+    {TLS_AUTH, "role = submissions\n", 'l', "auth", "tls"},
+    {TLS_AUTH, "role = submissions\n", 'l', "require_auth", "yes"},
+    {TLS_AUTH, "role = mx\n", 'l', "auth", "none"},
+    /* explicit values win over role defaults */
+    {TLS_AUTH, "role = submission\ntls = implicit\n", 'l', "tls", "implicit"},
+    {TLS_AUTH, "role = submission\nrequire_tls = no\n", 'l', "require_tls", "no"},
+    {TLS_AUTH, "role = submission\nauth = insecure\n", 'l', "auth", "insecure"},
+    {TLS_AUTH, "role = submission\nrequire_auth = no\n", 'l', "require_auth", "no"},
+    {"passwd_file = /p\n", "role = submission\ntls = none\nrequire_tls = no\nauth = insecure\n",
+     'l', "auth", "insecure"},
+    {"passwd_file = /p\n", "auth = tls\n", 'l', "auth", "tls"},
+    {TLS_AUTH, "tls = implicit\n", 'l', "tls", "implicit"},
+    {"", "tls = none\n", 'l', "tls", "none"},
+};
+
+static void test_values(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(value_cases) / sizeof(value_cases[0]); i++) {
+        const value_case *c = &value_cases[i];
+        char *g = concat3(BASE, c->global, LISTENER_A), *text = concat3(g, c->listener, "");
+        ph_config *cfg = parse_ok(text, text);
+        const ph_config_listener *l = ph_config_find_listener(cfg, "a");
+        char got[512];
+        assert_non_null(l);
+        assert_int_equal(ph_config_value(cfg, c->where == 'l' ? l : NULL, c->key, got,
+                                         sizeof(got)), 0);
+        if (strcmp(got, c->want) != 0)
+            fprintf(stderr, "case %zu (%s): got '%s'\n", i, text, got);
+        assert_string_equal(got, c->want);
+        check_roundtrip(text, cfg);
+        ph_config_free(cfg);
+        free(g);
+        free(text);
+    }
+}
+
+/* The struct fields hold the documented units. */
+static void test_fields(void **state)
+{
+    (void)state;
+    ph_config *cfg = parse_ok("fields",
+        BASE TLS_AUTH "workers = 4\nlog_level = debug\nidle_timeout = 2m\n"
+        "[listener s]\nrole = submissions\nlisten = *:465\nmax_message_size = 10M\n"
+        "greeting_delay = 1500ms\ntls_session_tickets = no\n");
+    const ph_config_listener *l = &cfg->listeners[0];
+    assert_int_equal(cfg->nlisteners, 1);
+    assert_string_equal(l->name, "s");
+    assert_int_equal(l->line, 8);
+    assert_int_equal(cfg->g.workers, 4);
+    assert_int_equal(cfg->g.log_level, POSTHORN_LOG_DEBUG);
+    assert_int_equal(cfg->g.delivery, PH_DELIVERY_STORE);
+    assert_string_equal(cfg->g.store_dir, "/var/spool/posthorn");
+    assert_int_equal(cfg->s.idle_timeout_ms, 120000);
+    assert_int_equal(l->s.idle_timeout_ms, 120000);
+    assert_int_equal(l->s.max_message_size, 10u << 20);
+    assert_int_equal(l->s.greeting_delay_ms, 1500);
+    assert_false(l->s.tls_session_tickets);
+    assert_true(cfg->s.tls_session_tickets);
+    assert_string_equal(l->s.tls_cert, "/c.pem");
+    assert_int_equal(l->role, PH_ROLE_SUBMISSIONS);
+    assert_int_equal(l->tls, PH_TLS_IMPLICIT);
+    assert_int_equal(l->auth, PH_AUTH_TLS);
+    assert_true(l->require_tls);
+    assert_true(l->require_auth);
+    assert_int_equal(l->listen.n, 1);
+    assert_string_equal(l->listen.v[0], "*:465");
+    assert_int_equal(cfg->g.tls_sni.n, 0);
+    /* where values were set: dump -n's knowledge */
+    assert_int_equal(ph_config_set_line(cfg, NULL, "workers"), 5);
+    assert_int_equal(ph_config_set_line(cfg, NULL, "banner"), 0);
+    assert_int_equal(ph_config_set_line(cfg, l, "role"), 9);
+    assert_int_equal(ph_config_set_line(cfg, l, "tls"), 0);
+    assert_int_equal(ph_config_set_line(cfg, l, "idle_timeout"), 0);
+    assert_int_equal(ph_config_set_line(cfg, NULL, "nope"), 0);
+
+    posthorn_limits lim;
+    memset(&lim, 0, sizeof(lim));
+    lim.max_data_line = 998;
+    ph_config_listener_limits(cfg, l, &lim);
+    assert_int_equal(lim.max_message_size, 10u << 20);
+    assert_int_equal(lim.max_line, 512);
+    assert_int_equal(lim.max_data_line, 998); /* not the file's: left alone */
+    assert_int_equal(lim.max_recipients, 1000);
+    assert_int_equal(lim.max_errors, 20);
+    assert_int_equal(lim.max_connections, 10000);
+    assert_int_equal(lim.max_per_ip, 100);
+    assert_int_equal(lim.idle_timeout_ms, 120000);
+    assert_int_equal(lim.session_timeout_ms, 3600000);
+    assert_int_equal(lim.greeting_delay_ms, 1500);
+    assert_int_equal(lim.shutdown_grace_ms, 30000);
+    ph_config_listener_limits(cfg, NULL, &lim);
+    assert_int_equal(lim.max_message_size, 32u << 20);
+    assert_int_equal(lim.greeting_delay_ms, 0);
+
+    char buf[8];
+    assert_int_equal(ph_config_value(cfg, NULL, "nope", buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(ph_config_value(cfg, NULL, "listen", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(ph_config_value(cfg, NULL, "store_dir", buf, sizeof(buf)), -ENOSPC);
+    assert_string_equal(buf, "/var/sp");
+    assert_null(ph_config_find_listener(cfg, "nope"));
+    ph_config_free(cfg);
+    ph_config_free(NULL);
+    ph_config_errors_free(NULL);
+}
+
+/* dump -n prints exactly what the file set, in file syntax. */
+static void test_dump_only_set(void **state)
+{
+    (void)state;
+    ph_config *cfg = parse_ok("dump -n",
+        "# c\nworkers = 2\nstore_dir = /s\n[listener mx]\nlisten = *:25 [::]:25\n"
+        "max_message_size = 51200k\n\n[listener local]\nlisten = unix:/run/p.sock\n");
+    char *set = dump_text(cfg, true);
+    assert_string_equal(set, "workers = 2\nstore_dir = /s\n"
+                             "\n[listener mx]\nlisten = *:25\nlisten = [::]:25\n"
+                             "max_message_size = 50M\n"
+                             "\n[listener local]\nlisten = unix:/run/p.sock\n");
+    char *full = dump_text(cfg, false);
+    assert_true(strncmp(full, "hostname =\nbanner = Posthorn\n", 29) == 0);
+    assert_non_null(strstr(full, "[listener local]\nlisten = unix:/run/p.sock\nrole = mx\n"
+                                 "tls = none\nrequire_tls = no\nauth = none\n"
+                                 "require_auth = no\nmax_message_size = 32M\n"));
+    check_roundtrip("dump -n", cfg);
+    free(set);
+    free(full);
+    ph_config_free(cfg);
+}
+
+/* --- bounds: exactly at and one past every bound, in every scope the key has --------------- */
+
+typedef struct bound_case {
+    const char *key;
+    const char *scopes; /* "g", "l" or "gl" */
+    const char *value;
+    const char *want;   /* the effective value, or NULL: refused with err */
+    const char *err;
+} bound_case;
+
+#define IN(k, sc, v, w) {k, sc, v, w, NULL}
+#define OUT(k, sc, v, e) {k, sc, v, NULL, e}
+
+static const bound_case bound_cases[] = {
+    IN("workers", "g", "1", "1"),
+    IN("workers", "g", "64", "64"),
+    OUT("workers", "g", "0", "'0' is out of range (1..64)"),
+    OUT("workers", "g", "65", "'65' is out of range (1..64)"),
+    OUT("workers", "g", "99999999999999999999999999", "out of range (1..64)"),
+    OUT("workers", "g", "18446744073709551616", "out of range (1..64)"),
+    OUT("workers", "g", "-1", "'-1' is not a number"),
+    OUT("workers", "g", "+1", "'+1' is not a number"),
+    OUT("workers", "g", "1.5", "'1.5' is not a number"),
+    OUT("workers", "g", "0x10", "'0x10' is not a number"),
+    OUT("workers", "g", "1 2", "'1 2' is not a number"),
+    OUT("workers", "g", "4k", "'4k' is not a number"),
+    IN("auth_fail_limit", "g", "1", "1"),
+    IN("auth_fail_limit", "g", "1000", "1000"),
+    OUT("auth_fail_limit", "g", "0", "'0' is out of range (1..1000)"),
+    OUT("auth_fail_limit", "g", "1001", "'1001' is out of range (1..1000)"),
+    IN("auth_fail_delay", "g", "0", "0"),
+    IN("auth_fail_delay", "g", "10m", "10m"),
+    OUT("auth_fail_delay", "g", "600001ms", "'600001ms' is out of range (0..10m)"),
+    IN("max_connections", "g", "1", "1"),
+    IN("max_connections", "g", "1000000", "1000000"),
+    OUT("max_connections", "g", "0", "'0' is out of range (1..1000000)"),
+    OUT("max_connections", "g", "1000001", "'1000001' is out of range (1..1000000)"),
+    IN("max_message_size", "gl", "1k", "1k"),
+    IN("max_message_size", "gl", "1024", "1k"),
+    IN("max_message_size", "gl", "1G", "1G"),
+    IN("max_message_size", "gl", "1073741824", "1G"),
+    OUT("max_message_size", "gl", "1023", "'1023' is out of range (1k..1G)"),
+    OUT("max_message_size", "gl", "1073741825", "'1073741825' is out of range (1k..1G)"),
+    OUT("max_message_size", "gl", "1025M", "'1025M' is out of range (1k..1G)"),
+    OUT("max_message_size", "gl", "0", "'0' is out of range (1k..1G)"),
+    OUT("max_message_size", "gl", "17179869184G", "out of range (1k..1G)"),
+    OUT("max_message_size", "gl", "1kb", "'1kb' is not a size (a number, optionally with k, M "
+                                         "or G)"),
+    OUT("max_message_size", "gl", "1 k", "'1 k' is not a size"),
+    OUT("max_message_size", "gl", "k", "'k' is not a size"),
+    OUT("max_message_size", "gl", "1T", "'1T' is not a size"),
+    IN("max_recipients", "gl", "1", "1"),
+    IN("max_recipients", "gl", "100000", "100000"),
+    OUT("max_recipients", "gl", "0", "'0' is out of range (1..100000)"),
+    OUT("max_recipients", "gl", "100001", "'100001' is out of range (1..100000)"),
+    IN("max_errors", "gl", "1", "1"),
+    IN("max_errors", "gl", "1000", "1000"),
+    OUT("max_errors", "gl", "0", "'0' is out of range (1..1000)"),
+    OUT("max_errors", "gl", "1001", "'1001' is out of range (1..1000)"),
+    IN("max_line", "gl", "512", "512"),
+    IN("max_line", "gl", "65536", "65536"),
+    OUT("max_line", "gl", "511", "'511' is out of range (512..65536)"),
+    OUT("max_line", "gl", "65537", "'65537' is out of range (512..65536)"),
+    IN("max_per_ip", "gl", "0", "0"),
+    IN("max_per_ip", "gl", "100000", "100000"),
+    OUT("max_per_ip", "gl", "100001", "'100001' is out of range (0..100000)"),
+    IN("idle_timeout", "gl", "1s", "1s"),
+    IN("idle_timeout", "gl", "1000ms", "1s"),
+    IN("idle_timeout", "gl", "1d", "1d"),
+    IN("idle_timeout", "gl", "86400", "1d"),
+    OUT("idle_timeout", "gl", "999ms", "'999ms' is out of range (1s..1d)"),
+    OUT("idle_timeout", "gl", "0", "'0' is out of range (1s..1d)"),
+    OUT("idle_timeout", "gl", "86401", "'86401' is out of range (1s..1d)"),
+    OUT("idle_timeout", "gl", "99999999999999999999d", "out of range (1s..1d)"),
+    OUT("idle_timeout", "gl", "18446744073709551d", "out of range (1s..1d)"),
+    OUT("idle_timeout", "gl", "1.5h", "'1.5h' is not a duration (seconds, or a number with ms, "
+                                      "s, m, h or d)"),
+    OUT("idle_timeout", "gl", "1hr", "'1hr' is not a duration"),
+    OUT("idle_timeout", "gl", "30 s", "'30 s' is not a duration"),
+    OUT("idle_timeout", "gl", "s", "'s' is not a duration"),
+    OUT("idle_timeout", "gl", "-5", "'-5' is not a duration"),
+    OUT("idle_timeout", "gl", "5S", "'5S' is not a duration"),
+    IN("session_timeout", "gl", "1s", "1s"),
+    IN("session_timeout", "gl", "7d", "7d"),
+    IN("session_timeout", "gl", "168h", "7d"),
+    OUT("session_timeout", "gl", "999ms", "'999ms' is out of range (1s..7d)"),
+    OUT("session_timeout", "gl", "604801s", "'604801s' is out of range (1s..7d)"),
+    IN("greeting_delay", "gl", "0", "0"),
+    IN("greeting_delay", "gl", "60s", "1m"),
+    OUT("greeting_delay", "gl", "60001ms", "'60001ms' is out of range (0..1m)"),
+    IN("shutdown_grace", "gl", "0", "0"),
+    IN("shutdown_grace", "gl", "1h", "1h"),
+    OUT("shutdown_grace", "gl", "3601", "'3601' is out of range (0..1h)"),
+    IN("handshake_timeout", "gl", "1s", "1s"),
+    IN("handshake_timeout", "gl", "10m", "10m"),
+    OUT("handshake_timeout", "gl", "999ms", "'999ms' is out of range (1s..10m)"),
+    OUT("handshake_timeout", "gl", "601", "'601' is out of range (1s..10m)"),
+    /* the other types' refusals */
+    OUT("tls_session_tickets", "gl", "maybe",
+        "'maybe' is not yes or no (also true/false, on/off, 1/0)"),
+    OUT("tls_session_tickets", "gl", "2", "'2' is not yes or no"),
+    OUT("tls_session_tickets", "gl", "yes please", "'yes please' is not yes or no"),
+    OUT("log_level", "g", "verbose", "'verbose' is not one of error, warn, info, debug"),
+    OUT("log_target", "g", "file", "'file' is not one of stderr, syslog"),
+    OUT("delivery", "g", "relay", "'relay' is not one of store, discard"),
+    OUT("tls_min_version", "gl", "TLSv1.1", "'TLSv1.1' is not one of TLSv1.2, TLSv1.3"),
+    OUT("role", "l", "relay", "'relay' is not one of mx, submission, submissions"),
+    OUT("tls", "l", "ssl", "'ssl' is not one of none, starttls, implicit"),
+    OUT("auth", "l", "plain", "'plain' is not one of none, tls, insecure"),
+    OUT("require_tls", "l", "sometimes", "'sometimes' is not yes or no"),
+    OUT("require_auth", "l", "y", "'y' is not yes or no"),
+    OUT("hostname", "g", "a b", "'a b': not a host name (letters, digits, '-', '.')"),
+    OUT("hostname", "g", "a..b", "not a host name"),
+    OUT("hostname", "g", ".a", "not a host name"),
+    OUT("hostname", "g", "a_b", "not a host name"),
+    IN("hostname", "g", "xn--bcher-kva.example", "xn--bcher-kva.example"),
+    OUT("banner", "g", "caf\xc3\xa9", "only printable ASCII is allowed in a reply"),
+    OUT("user", "g", "-x", "'-x': not a user or group name"),
+    OUT("group", "g", "a b", "'a b': not a user or group name"),
+    OUT("listen", "l", "127.0.0.1", "'127.0.0.1': expected HOST:PORT, [IPv6]:PORT, *:PORT or "
+                                    "unix:/path"),
+    OUT("listen", "l", "127.0.0.1:", "'127.0.0.1:': bad port (0..65535)"),
+    OUT("listen", "l", "127.0.0.1:65536", "'127.0.0.1:65536': bad port (0..65535)"),
+    OUT("listen", "l", "127.0.0.1:x", "bad port (0..65535)"),
+    OUT("listen", "l", "::1:25", "'::1:25': bad host (an IPv4 address, a host name, [IPv6] or *)"),
+    OUT("listen", "l", "[::1:25", "'[::1:25': expected [IPv6]:PORT"),
+    OUT("listen", "l", "[::1]25", "expected [IPv6]:PORT"),
+    OUT("listen", "l", "[nope]:25", "'[nope]:25': bad IPv6 address"),
+    OUT("listen", "l", ":25", "bad host"),
+    OUT("listen", "l", "unix:run/x", "'unix:run/x': a unix socket path must be absolute"),
+    OUT("listen", "l", "*:25 bad", "'bad': expected HOST:PORT"),
+    OUT("tls_sni", "g", "a:/c", "'a:/c': expected NAME:CERTFILE:KEYFILE"),
+    OUT("tls_sni", "g", "a:/c:/k:/x", "expected NAME:CERTFILE:KEYFILE"),
+    OUT("tls_sni", "g", ":/c:/k", "expected NAME:CERTFILE:KEYFILE"),
+    OUT("tls_sni", "g", "a::/k", "expected NAME:CERTFILE:KEYFILE"),
+    OUT("tls_sni", "g", "a:/c:", "expected NAME:CERTFILE:KEYFILE"),
+    OUT("tls_sni", "g", "a/b:/c:/k", "bad server name before the first ':'"),
+    /* a missing value is not an empty one, except for strings, paths and lists */
+    OUT("workers", "g", "", "missing value"),
+    OUT("max_message_size", "gl", "", "missing value"),
+    OUT("tls_session_tickets", "gl", "", "missing value"),
+    OUT("log_level", "g", "", "missing value"),
+};
+
+static void run_bound(const bound_case *c, char scope)
+{
+    char line[256], want_err[512];
+    snprintf(line, sizeof(line), "%s = %s\n", c->key, c->value);
+    char *text = scope == 'g' ? concat3(BASE, line, LISTENER_A) : concat3(BASE LISTENER_A, line, "");
+    unsigned lineno = scope == 'g' ? 2 : 4;
+    ph_config *cfg = NULL;
+    ph_config_errors errs;
+    int r = ph_config_parse(FILE_NAME, text, strlen(text), &cfg, &errs);
+    if (c->want) {
+        char got[128];
+        if (r != 0)
+            print_errors(text, &errs);
+        assert_int_equal(r, 0);
+        const ph_config_listener *l = scope == 'l' ? &cfg->listeners[0] : NULL;
+        assert_int_equal(ph_config_value(cfg, l, c->key, got, sizeof(got)), 0);
+        if (strcmp(got, c->want) != 0)
+            fprintf(stderr, "case '%s' in %c: got '%s'\n", line, scope, got);
+        assert_string_equal(got, c->want);
+    } else {
+        snprintf(want_err, sizeof(want_err), FILE_NAME ":%u: %s: ", lineno, c->key);
+        if (r != -EINVAL || errs.n != 1 || strncmp(errs.v[0].text, want_err, strlen(want_err)) ||
+            !strstr(errs.v[0].text, c->err))
+            print_errors(text, &errs);
+        assert_int_equal(r, -EINVAL);
+        assert_null(cfg);
+        assert_int_equal(errs.n, 1);
+        assert_int_equal(errs.v[0].line, lineno);
+        assert_true(strncmp(errs.v[0].text, want_err, strlen(want_err)) == 0);
+        assert_non_null(strstr(errs.v[0].text, c->err));
+    }
+    ph_config_errors_free(&errs);
+    ph_config_free(cfg);
+    free(text);
+}
+
+static void test_bounds(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bound_cases) / sizeof(bound_cases[0]); i++)
+        for (const char *s = bound_cases[i].scopes; *s; s++)
+            run_bound(&bound_cases[i], *s);
+}
+
+/* --- errors: every message, with its line, all of them, in order -------------------------- */
+
+typedef struct error_case {
+    const char *name;
+    const char *text;
+    size_t len;             /* 0: strlen(text) */
+    const char *errors[10]; /* the exact messages, in order */
+} error_case;
+
+#define OKL "[listener a]\nlisten = *:25\n"
+
+static const error_case error_cases[] = {
+    {"empty file", "", 0,
+     {"t.conf: delivery = store (the default) needs store_dir", "t.conf: no [listener] section"}},
+    {"no listener", "store_dir = /s\n", 0, {"t.conf: no [listener] section"}},
+    {"listener without listen", "store_dir = /s\n[listener a]\nrole = mx\n", 0,
+     {"t.conf:2: listener 'a' has no listen address (listen = HOST:PORT)"}},
+    {"empty listen", "store_dir = /s\n[listener a]\nlisten =\n", 0,
+     {"t.conf:2: listener 'a' has no listen address (listen = HOST:PORT)"}},
+    {"store needs store_dir", "delivery = store\n" OKL, 0,
+     {"t.conf:1: delivery = store needs store_dir"}},
+    {"discard needs nothing", "delivery = discard\n" OKL "workers = 2\n", 0,
+     {"t.conf:4: workers: a global parameter, not allowed in a [listener] section"}},
+    {"tls needs a certificate", "store_dir = /s\n" OKL "tls = starttls\n", 0,
+     {"t.conf:4: listener 'a': tls = starttls needs tls_cert and tls_key"}},
+    {"implicit needs a certificate", "store_dir = /s\n" OKL "tls = implicit\n", 0,
+     {"t.conf:4: listener 'a': tls = implicit needs tls_cert and tls_key"}},
+    {"global cert without key", "store_dir = /s\ntls_cert = /c\n" OKL, 0,
+     {"t.conf:2: tls_cert without tls_key"}},
+    {"global key without cert", "store_dir = /s\ntls_key = /k\n" OKL, 0,
+     {"t.conf:2: tls_key without tls_cert"}},
+    {"listener cert without key", "store_dir = /s\n" OKL "tls_cert = /c\n", 0,
+     {"t.conf:4: listener 'a': tls_cert without tls_key"}},
+    {"listener key without cert", "store_dir = /s\n" OKL "tls_key = /k\n", 0,
+     {"t.conf:4: listener 'a': tls_key without tls_cert"}},
+    {"listener drops the inherited key", "store_dir = /s\ntls_cert = /c\ntls_key = /k\n" OKL
+     "tls_key =\n", 0, {"t.conf:6: listener 'a': tls_cert without tls_key"}},
+    {"inherited mismatch reported once", "store_dir = /s\ntls_cert = /c\n" OKL OKL, 0,
+     {"t.conf:2: tls_cert without tls_key", "t.conf:5: duplicate listener name 'a' (first at "
+                                            "line 3)"}},
+    {"auth needs passwd_file", "store_dir = /s\n" OKL "auth = insecure\n", 0,
+     {"t.conf:4: listener 'a': auth = insecure needs passwd_file"}},
+    {"require_tls without tls", "store_dir = /s\n" OKL "require_tls = yes\n", 0,
+     {"t.conf:4: listener 'a': require_tls = yes but tls = none (set tls_cert and tls_key)"}},
+    {"require_auth without auth", "store_dir = /s\n" OKL "require_auth = on\n", 0,
+     {"t.conf:4: listener 'a': require_auth = yes but auth = none"}},
+    {"submissions must be implicit", "store_dir = /s\n" TLS_AUTH OKL "role = submissions\n"
+     "tls = starttls\n", 0, {"t.conf:8: listener 'a': role submissions needs tls = implicit"}},
+    {"submissions without tls", "store_dir = /s\npasswd_file = /p\n" OKL "role = submissions\n"
+     "tls = none\nrequire_tls = no\n", 0,
+     {"t.conf:6: listener 'a': role submissions needs tls = implicit"}},
+    {"submission without anything", "store_dir = /s\n" OKL "role = submission\n", 0,
+     {"t.conf:2: listener 'a': require_tls = yes (the default for role submission) but tls = "
+      "none (set tls_cert and tls_key)",
+      "t.conf:2: listener 'a': auth = tls (the default for role submission) needs passwd_file"}},
+    {"submissions without anything", "store_dir = /s\n" OKL "role = submissions\n", 0,
+     {"t.conf:2: listener 'a': tls = implicit (the default for role submissions) needs "
+      "tls_cert and tls_key",
+      "t.conf:2: listener 'a': auth = tls (the default for role submissions) needs passwd_file"}},
+    {"submission with auth none", "store_dir = /s\n" TLS_AUTH OKL "role = submission\n"
+     "auth = none\n", 0,
+     {"t.conf:8: listener 'a': require_auth = yes (the default for role submission) but auth = "
+      "none"}},
+    /* syntax */
+    {"unknown key", "store_dir = /s\nfrobnicate = 1\n" OKL, 0,
+     {"t.conf:2: unknown parameter 'frobnicate'"}},
+    {"uppercase key", "store_dir = /s\nWorkers = 2\n" OKL, 0,
+     {"t.conf:2: unknown parameter 'Workers' (did you mean 'workers'?)"}},
+    {"typo", "store_dir = /s\n" OKL "max_recipient = 2\n", 0,
+     {"t.conf:4: unknown parameter 'max_recipient' (did you mean 'max_recipients'?)"}},
+    {"no name", "store_dir = /s\n= 2\n" OKL, 0, {"t.conf:2: missing parameter name before '='"}},
+    {"no equals", "store_dir = /s\nworkers 2\n" OKL, 0,
+     {"t.conf:2: expected 'key = value' or '[listener NAME]', got 'workers 2'"}},
+    {"duplicate global", "store_dir = /s\nworkers = 2\nworkers = 2\n" OKL, 0,
+     {"t.conf:3: workers: set twice (first at line 2)"}},
+    {"duplicate in listener", "store_dir = /s\n" OKL "role = mx\nrole = mx\n", 0,
+     {"t.conf:5: role: set twice (first at line 4)"}},
+    {"duplicate after a bad value", "store_dir = /s\nworkers = x\nworkers = 2\n" OKL, 0,
+     {"t.conf:2: workers: 'x' is not a number"}},
+    {"listener key at global", "store_dir = /s\nrole = mx\n" OKL, 0,
+     {"t.conf:2: role: only allowed in a [listener NAME] section"}},
+    {"global key in listener", "store_dir = /s\n" OKL "banner = x\n", 0,
+     {"t.conf:4: banner: a global parameter, not allowed in a [listener] section"}},
+    {"section: unknown type", "store_dir = /s\n[domain x]\nlisten = *:1\n" OKL, 0,
+     {"t.conf:2: unknown section type 'domain' (expected [listener NAME])"}},
+    {"section: typo keeps checking keys", "store_dir = /s\n[listner x]\nlisten = x\n"
+     "banner = x\n" OKL, 0,
+     {"t.conf:2: unknown section type 'listner' (expected [listener NAME])",
+      "t.conf:3: listen: 'x': expected HOST:PORT, [IPv6]:PORT, *:PORT or unix:/path",
+      "t.conf:4: banner: a global parameter, not allowed in a [listener] section"}},
+    {"section: no name", "store_dir = /s\n[listener]\n" OKL, 0,
+     {"t.conf:2: bad listener name '' (1 to 64 letters, digits, '_' and '-')"}},
+    {"section: two names", "store_dir = /s\n[listener a b]\n" OKL, 0,
+     {"t.conf:2: bad listener name 'a b' (1 to 64 letters, digits, '_' and '-')"}},
+    {"section: dot in name", "store_dir = /s\n[listener a.b]\n" OKL, 0,
+     {"t.conf:2: bad listener name 'a.b' (1 to 64 letters, digits, '_' and '-')"}},
+    {"section: unclosed", "store_dir = /s\n[listener b\n" OKL, 0,
+     {"t.conf:2: bad section header '[listener b' (expected [listener NAME])"}},
+    {"section: text after", "store_dir = /s\n[listener b] x\n" OKL, 0,
+     {"t.conf:2: bad section header '[listener b] x' (expected [listener NAME])"}},
+    {"section: continued", "store_dir = /s\n[listener b]\n  x\n" OKL, 0,
+     {"t.conf:2: bad section header '[listener b] x' (expected [listener NAME])"}},
+    {"section: spaces inside", "store_dir = /s\n[ listener  b ]\nlisten = *:2\n" OKL, 0, {NULL}},
+    {"duplicate listener", "store_dir = /s\n" OKL "[listener a]\nlisten = *:26\n", 0,
+     {"t.conf:4: duplicate listener name 'a' (first at line 2)"}},
+    {"continuation at start", "  workers = 2\nstore_dir = /s\n" OKL, 0,
+     {"t.conf:1: continuation line without a 'key = value' line before it"}},
+    {"continuation after blank line", "store_dir = /s\nbanner = a\n\n  b\n  c\n" OKL, 0,
+     {"t.conf:4: continuation line without a 'key = value' line before it"}},
+    {"continued bad value", "store_dir = /s\nworkers = 1\n  2\n" OKL, 0,
+     {"t.conf:2: workers: '1 2' is not a number"}},
+    {"NUL byte", "store_dir = /s\nbanner = a\0b\n" OKL, 55,
+     {"t.conf:2: control character 0x00 at column 11"}},
+    {"NUL in a continuation drops the whole value", "store_dir = /s\nworkers = x\n \0\n"
+     "  junk\nbanner = ok\n" OKL, 76, {"t.conf:3: control character 0x00 at column 2"}},
+    {"control byte", "store_dir = /s\nbanner = a\x1b[0m\n" OKL, 0,
+     {"t.conf:2: control character 0x1b at column 11"}},
+    {"DEL byte", "store_dir = /s\x7f\n" OKL, 0,
+     {"t.conf:1: control character 0x7f at column 15",
+      "t.conf: delivery = store (the default) needs store_dir"}},
+    {"bare CR", "store_dir = /s\rworkers = 2\n" OKL, 0,
+     {"t.conf:1: control character 0x0d at column 15",
+      "t.conf: delivery = store (the default) needs store_dir"}},
+    {"collects every error in order", "workers = 0\nfoo\n[listener a]\nlisten = 1:2:3\n"
+     "tls = x\n[listener a]\nbanner = x\n", 0,
+     {"t.conf:1: workers: '0' is out of range (1..64)",
+      "t.conf:2: expected 'key = value' or '[listener NAME]', got 'foo'",
+      "t.conf:3: listener 'a' has no listen address (listen = HOST:PORT)",
+      "t.conf:4: listen: '1:2:3': bad host (an IPv4 address, a host name, [IPv6] or *)",
+      "t.conf:5: tls: 'x' is not one of none, starttls, implicit",
+      "t.conf:6: duplicate listener name 'a' (first at line 3)",
+      "t.conf:7: banner: a global parameter, not allowed in a [listener] section",
+      "t.conf: delivery = store (the default) needs store_dir"}},
+};
+
+static void test_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
+        const error_case *c = &error_cases[i];
+        size_t len = c->len ? c->len : strlen(c->text), want = 0;
+        while (c->errors[want])
+            want++;
+        ph_config *cfg = NULL;
+        ph_config_errors errs;
+        int r = ph_config_parse(FILE_NAME, c->text, len, &cfg, &errs);
+        bool same = errs.n == want;
+        for (size_t k = 0; same && k < want; k++)
+            same = strcmp(errs.v[k].text, c->errors[k]) == 0;
+        if (!same)
+            print_errors(c->name, &errs);
+        assert_true(same);
+        assert_int_equal(r, want ? -EINVAL : 0);
+        assert_true(want ? cfg == NULL : cfg != NULL);
+        ph_config_errors_free(&errs);
+        assert_int_equal(errs.n, 0);
+        ph_config_free(cfg);
+    }
+}
+
+/* --- hostile input: caps, floods, huge lines ----------------------------------------------- */
+
+static char *repeat(const char *unit, size_t times, const char *tail)
+{
+    size_t u = strlen(unit), t = strlen(tail);
+    char *s = malloc(u * times + t + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < times; i++)
+        memcpy(s + i * u, unit, u);
+    memcpy(s + u * times, tail, t + 1);
+    return s;
+}
+
+static void expect_first_error(const char *text, size_t len, const char *first, size_t n)
+{
+    ph_config *cfg = NULL;
+    ph_config_errors errs;
+    assert_int_equal(ph_config_parse(FILE_NAME, text, len, &cfg, &errs), -EINVAL);
+    if (errs.n != n || strcmp(errs.v[0].text, first) != 0)
+        print_errors(first, &errs);
+    assert_int_equal(errs.n, n);
+    assert_string_equal(errs.v[0].text, first);
+    ph_config_errors_free(&errs);
+}
+
+static void test_caps(void **state)
+{
+    (void)state;
+    /* a logical line longer than PH_CONFIG_MAX_LINE, in one piece or by continuations */
+    char *big = repeat("x", PH_CONFIG_MAX_LINE + 1, "\nstore_dir = /s\n" OKL);
+    expect_first_error(big, strlen(big),
+                       "t.conf:1: line too long (more than 65536 bytes with its continuations)", 1);
+    free(big);
+    /* "banner=" + 57 x, then lines of " " + 63 x, each adding 64 bytes with its joining space:
+     * the 1024th continuation (line 1025) passes 65536 */
+    char unit[66];
+    unit[0] = ' ';
+    memset(unit + 1, 'x', 63);
+    memcpy(unit + 64, "\n", 2);
+    char *cont = repeat(unit, 2000, "store_dir = /s\n" OKL);
+    memcpy(cont, "banner=", 7);
+    expect_first_error(cont, strlen(cont),
+                       "t.conf:1025: line too long (more than 65536 bytes with its continuations)",
+                       1);
+    free(cont);
+    /* exactly at the cap is fine: "tls_ciphers" + blanks + "= x"; one more blank is not */
+    ph_config *cfg = NULL;
+    for (size_t extra = 0; extra < 2; extra++) {
+        char *at = repeat(" ", PH_CONFIG_MAX_LINE + extra, "\nstore_dir = /s\n" OKL);
+        memcpy(at, "tls_ciphers", 11);
+        memcpy(at + PH_CONFIG_MAX_LINE + extra - 3, "= x", 3);
+        if (extra)
+            expect_first_error(at, strlen(at), "t.conf:1: line too long (more than 65536 bytes "
+                                               "with its continuations)", 1);
+        else
+            cfg = parse_ok("line at the cap", at);
+        free(at);
+    }
+    assert_string_equal(cfg->s.tls_ciphers, "x");
+    ph_config_free(cfg);
+    /* string values and list entries: PH_CONFIG_MAX_VALUE bytes, then one more */
+    char *value = repeat("A", PH_CONFIG_MAX_VALUE, "\nstore_dir = /s\n" OKL);
+    char *text = concat3("tls_ciphers = ", value, "");
+    cfg = parse_ok("value at the cap", text);
+    assert_int_equal(strlen(cfg->s.tls_ciphers), PH_CONFIG_MAX_VALUE);
+    check_roundtrip("value at the cap", cfg);
+    ph_config_free(cfg);
+    free(text);
+    text = concat3("tls_ciphers = A", value, "");
+    expect_first_error(text, strlen(text), "t.conf:1: tls_ciphers: '"
+                       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA...': longer than "
+                       "4096 bytes", 1);
+    free(text);
+    free(value);
+    value = repeat("a", PH_CONFIG_MAX_VALUE - 6, ":/k\nstore_dir = /s\n" OKL);
+    text = concat3("tls_sni = n:/", value, "");
+    cfg = parse_ok("entry at the cap", text);
+    assert_int_equal(strlen(cfg->g.tls_sni.v[0]), PH_CONFIG_MAX_VALUE);
+    check_roundtrip("entry at the cap", cfg);
+    ph_config_free(cfg);
+    free(text);
+    text = concat3("tls_sni = n:/a", value, "");
+    expect_first_error(text, strlen(text), "t.conf:1: tls_sni: '"
+                       "n:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...': longer than "
+                       "4096 bytes", 1);
+    free(text);
+    free(value);
+
+    /* lists: PH_CONFIG_MAX_LIST entries, then one more */
+    char *list = repeat("listen = *:1\n", PH_CONFIG_MAX_LIST, "");
+    text = concat3("store_dir = /s\n[listener a]\n", list, "");
+    cfg = parse_ok("list at the cap", text);
+    assert_int_equal(cfg->listeners[0].listen.n, PH_CONFIG_MAX_LIST);
+    check_roundtrip("list at the cap", cfg);
+    ph_config_free(cfg);
+    free(text);
+    text = concat3("store_dir = /s\n[listener a]\n", list, "listen = *:2 *:3\n");
+    expect_first_error(text, strlen(text), "t.conf:1027: listen: more than 1024 entries", 1);
+    free(text);
+    free(list);
+
+    /* listeners: PH_CONFIG_MAX_LISTENERS sections, then more */
+    size_t n = 100000, len = 0;
+    char *many = malloc(n * 40 + 64);
+    assert_non_null(many);
+    len += (size_t)sprintf(many, "store_dir = /s\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(many + len, "[listener l%zu]\nlisten = *:%zu\n", i, i % 65536);
+    ph_config_errors errs;
+    assert_int_equal(ph_config_parse(FILE_NAME, many, len, &cfg, &errs), -EINVAL);
+    assert_int_equal(errs.n, PH_CONFIG_MAX_ERRORS + 1);
+    assert_string_equal(errs.v[0].text, "t.conf:514: more than 256 [listener] sections");
+    char note[64];
+    snprintf(note, sizeof(note), "t.conf: %zu more errors not shown",
+             n - PH_CONFIG_MAX_LISTENERS - PH_CONFIG_MAX_ERRORS);
+    assert_string_equal(errs.v[PH_CONFIG_MAX_ERRORS].text, note);
+    ph_config_errors_free(&errs);
+    /* within the cap: all kept */
+    char *cut = strstr(many, "[listener l256]");
+    cfg = parse_ok("256 listeners", (*cut = '\0', many));
+    assert_int_equal(cfg->nlisteners, PH_CONFIG_MAX_LISTENERS);
+    assert_string_equal(cfg->listeners[255].name, "l255");
+    check_roundtrip("256 listeners", cfg);
+    ph_config_free(cfg);
+    free(many);
+
+    /* a flood of one-byte lines: errors are counted, not stored */
+    char *flood = repeat("x\n", 1000000, "");
+    assert_int_equal(ph_config_parse(FILE_NAME, flood, strlen(flood), &cfg, &errs), -EINVAL);
+    assert_int_equal(errs.n, PH_CONFIG_MAX_ERRORS + 1);
+    assert_string_equal(errs.v[PH_CONFIG_MAX_ERRORS].text, "t.conf: 999902 more errors not shown");
+    ph_config_errors_free(&errs);
+    free(flood);
+
+    /* NULs everywhere, no newline */
+    char zeros[4096] = {0};
+    expect_first_error(zeros, sizeof(zeros), "t.conf:1: control character 0x00 at column 1", 3);
+    /* errs may be NULL */
+    assert_int_equal(ph_config_parse(FILE_NAME, zeros, sizeof(zeros), &cfg, NULL), -EINVAL);
+    assert_null(cfg);
+}
+
+/* Pseudo-random bytes and line soup: errors, never a crash (the fuzzer goes further). */
+static void test_random(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"workers", " = ", "=", "\n", " ", "\t", "[listener ",
+                                         "]", "#", "listen", "*:25", ",", "1k", "\r\n", "\0",
+                                         "yes", "tls_sni", "a:b:c", "\xff", "role = submission"};
+    uint32_t seed = 12345;
+    char buf[2048];
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 0;
+        while (len < sizeof(buf) - 32) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t n = p[0] ? strlen(p) : 1;
+            memcpy(buf + len, p, n);
+            len += n;
+            if ((seed & 0xff) == 0)
+                break;
+        }
+        ph_config *cfg = NULL;
+        ph_config_errors errs;
+        int r = ph_config_parse(FILE_NAME, buf, len, &cfg, &errs);
+        assert_true(r == 0 || r == -EINVAL);
+        if (r == 0)
+            check_roundtrip("random", cfg);
+        ph_config_free(cfg);
+        ph_config_errors_free(&errs);
+    }
+}
+
+/* --- files --------------------------------------------------------------------------------- */
+
+static void test_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_config.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "store_dir = /s\n# a comment\n[listener x]\nlisten = *:25\nworkers = 2\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    ph_config *cfg = NULL;
+    ph_config_errors errs;
+    assert_int_equal(ph_config_load(path, &cfg, &errs), -EINVAL);
+    assert_int_equal(errs.n, 1);
+    char want[128];
+    snprintf(want, sizeof(want), "%s:5: workers: a global parameter, not allowed in a "
+                                 "[listener] section", path);
+    assert_string_equal(errs.v[0].text, want);
+    ph_config_errors_free(&errs);
+    unlink(path);
+
+    assert_int_equal(ph_config_load(path, &cfg, &errs), -ENOENT);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    snprintf(want, sizeof(want), "%s: %s", path, strerror(ENOENT));
+    assert_string_equal(errs.v[0].text, want);
+    ph_config_errors_free(&errs);
+    assert_int_equal(ph_config_load("/", &cfg, &errs), -EISDIR);
+    ph_config_errors_free(&errs);
+}
+
+/* --- the parameter table and its man page -------------------------------------------------- */
+
+static void test_params(void **state)
+{
+    (void)state;
+    ph_config_param_info info;
+    size_t n = 0;
+    while (ph_config_param_info_get(n, &info) == 0) {
+        assert_non_null(info.help);
+        assert_true(strlen(info.help) > 10);
+        n++;
+    }
+    assert_int_equal(n, 36);
+    assert_int_equal(ph_config_param_info_get(0, &info), 0);
+    assert_string_equal(info.name, "hostname");
+    assert_int_equal(ph_config_param_info_get(4, &info), 0);
+    assert_string_equal(info.name, "workers");
+    assert_string_equal(info.values, "1..64");
+    assert_string_equal(info.scope, "global");
+#ifdef POSTHORN_SOURCE_DIR
+    FILE *f = fopen(POSTHORN_SOURCE_DIR "/docs/posthorn.conf.5", "r");
+    assert_non_null(f);
+    char *man = NULL;
+    size_t cap = 0;
+    ssize_t got = getdelim(&man, &cap, '\0', f);
+    fclose(f);
+    assert_true(got > 0);
+    /* each entry: ".B name" then its scope, type, values and default in the next line */
+    for (size_t i = 0; ph_config_param_info_get(i, &info) == 0; i++) {
+        char head[128], line[256];
+        snprintf(head, sizeof(head), "\n.TP\n.B %s\n", info.name);
+        snprintf(line, sizeof(line), "%s; %s%s%s; default %s", info.scope, info.type,
+                 info.values[0] ? " " : "", info.values,
+                 !info.def ? "by role" : info.def[0] ? info.def : "empty");
+        const char *entry = strstr(man, head);
+        if (!entry || strncmp(entry + strlen(head), line, strlen(line)) != 0)
+            fprintf(stderr, "docs/posthorn.conf.5: want '%s' then '%s'\n", head + 1, line);
+        assert_non_null(entry);
+        assert_true(strncmp(entry + strlen(head), line, strlen(line)) == 0);
+    }
+    free(man);
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_values),   cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_dump_only_set), cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_random),   cmocka_unit_test(test_load),
+        cmocka_unit_test(test_params),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
