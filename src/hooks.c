@@ -141,10 +141,45 @@ posthorn_verdict ph_hooks_call(posthorn_session *s, const smtp_hook_req *req)
                                 : posthorn_accept();
     case HOOK_MESSAGE:
         return message_done(s);
+    case HOOK_AUTH:
+        return h->on_auth ? h->on_auth(s, req->mechanism, req->authzid, req->user,
+                                       req->password, srv->user)
+                          : posthorn_reject(535, "5.7.8", NULL); /* no checker: nobody gets in */
     case HOOK_NONE:
         break;
     }
     return posthorn_accept();
+}
+
+/* Windows of this length forget failed AUTHs (coarse: the whole table is cleared). */
+#define AUTH_FAIL_WINDOW_MS (3600u * 1000u)
+
+unsigned ph_hooks_auth_result(posthorn_session *s, const char *user, smtp_verdict *v)
+{
+    posthorn_server *srv = s->srv;
+    const posthorn_limits *l = s->limits;
+    uint64_t now = ph_now_ms();
+    if (now - srv->auth_fail_epoch_ms > AUTH_FAIL_WINDOW_MS) {
+        ph_ipcount_free(&srv->auth_failures);
+        ph_ipcount_init(&srv->auth_failures);
+        srv->auth_fail_epoch_ms = now;
+    }
+    const char *ip = s->client_ip[0] ? s->client_ip : "unix";
+    if (v->action == SV_ACCEPT) {
+        while (ph_ipcount_get(&srv->auth_failures, ip))
+            ph_ipcount_del(&srv->auth_failures, ip);
+        ph_log(srv, POSTHORN_LOG_INFO, "event=auth " LOG_SID " user=%s result=ok", SID(s), user);
+        return 0;
+    }
+    unsigned n = ph_ipcount_add(&srv->auth_failures, ip);
+    ph_log(srv, POSTHORN_LOG_WARN, "event=auth " LOG_SID " client=%s user=%s result=failed failures=%u",
+           SID(s), ip, user, n);
+    if (l->auth_fail_limit && n >= l->auth_fail_limit) {
+        *v = (smtp_verdict){SV_DISCONNECT, 421, "4.7.0", "Too many failed authentication attempts"};
+        return 0;
+    }
+    unsigned shift = n > 0 ? (n - 1 < 5 ? n - 1 : 5) : 0; /* 1x, 2x, 4x ... at most 32x */
+    return l->auth_fail_delay_ms << shift;
 }
 
 void ph_hooks_abort(posthorn_session *s)

@@ -57,6 +57,8 @@ void posthorn_limits_default(posthorn_limits *l)
     l->session_timeout_ms = 3600000;
     l->greeting_delay_ms = 0;
     l->shutdown_grace_ms = 30000;
+    l->auth_fail_limit = 5;
+    l->auth_fail_delay_ms = 1000;
 }
 
 /* ---- registry ----------------------------------------------------------------------- */
@@ -192,6 +194,8 @@ posthorn_server *posthorn_server_new(struct event_base *base, const posthorn_hoo
     srv->log_min = POSTHORN_LOG_INFO;
     srv->next_id = ((uint64_t)getpid() << 32) | 1;
     ph_ipcount_init(&srv->ipcount);
+    ph_ipcount_init(&srv->auth_failures);
+    srv->auth_fail_epoch_ms = ph_now_ms();
     if (!srv->base || copy_options(srv, opts) < 0 || hash_grow(srv) < 0)
         goto fail;
     srv->pid = getpid();
@@ -224,11 +228,13 @@ void posthorn_server_free(posthorn_server *srv)
         ph_connection_free(s);
     }
     ph_listeners_close(srv); /* after the sessions: they point at their listener's limits */
+    ph_workpool_free(srv->pool); /* runs what is queued; done callbacks may resume: harmless */
     if (srv->reaper)
         event_free(srv->reaper);
     if (srv->sweeper)
         event_free(srv->sweeper);
     ph_ipcount_free(&srv->ipcount);
+    ph_ipcount_free(&srv->auth_failures);
     free(srv->hash);
     free(srv->rbuf);
     free(srv->hostname);
@@ -346,10 +352,11 @@ int posthorn_server_resume(posthorn_server *srv, uint64_t session_id, posthorn_v
         return -ENOENT;
     if (!s->user_pending || v.action == POSTHORN_PENDING)
         return -EINVAL;
+    char *enh = dup_or_null(v.enhanced), *text = dup_or_null(v.text);
     free(s->verdict_enh);
     free(s->verdict_text);
-    s->verdict_enh = dup_or_null(v.enhanced);
-    s->verdict_text = dup_or_null(v.text);
+    s->verdict_enh = enh;
+    s->verdict_text = text;
     s->verdict.action = v.action == POSTHORN_REJECT ? SV_REJECT
                         : v.action == POSTHORN_DISCONNECT ? SV_DISCONNECT : SV_ACCEPT;
     s->verdict.code = v.code;
@@ -360,6 +367,16 @@ int posthorn_server_resume(posthorn_server *srv, uint64_t session_id, posthorn_v
     if (!s->in_drive)
         ph_connection_drive(s);
     return 0;
+}
+
+#define OFFLOAD_THREADS 2 /* password hashes are CPU-bound: no more than the cores we share */
+
+int posthorn_server_offload(posthorn_server *srv, void (*work)(void *arg),
+                            void (*done)(void *arg), void *arg)
+{
+    if (!srv->pool && !(srv->pool = ph_workpool_new(srv->base, OFFLOAD_THREADS)))
+        return -ENOMEM;
+    return ph_workpool_submit(srv->pool, work, done, arg);
 }
 
 /* ---- session getters -------------------------------------------------------------- */
@@ -382,7 +399,10 @@ const char *posthorn_session_tls_cipher(const posthorn_session *s)
 {
     return posthorn_session_tls(s) ? ph_tls_cipher(s->tls) : NULL;
 }
-const char *posthorn_session_auth_user(const posthorn_session *s) { (void)s; return NULL; }
+const char *posthorn_session_auth_user(const posthorn_session *s)
+{
+    return smtp_session_auth_user(s->core);
+}
 
 const char *posthorn_session_protocol(const posthorn_session *s)
 {

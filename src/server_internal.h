@@ -13,6 +13,7 @@
 
 #include "io/ipcount.h"
 #include "io/tls.h"
+#include "io/workpool.h"
 #include "posthorn/posthorn.h"
 #include "proto/session.h"
 
@@ -51,6 +52,8 @@ struct posthorn_session {
     int client_port;
     uint64_t started_ms;
     bool user_pending;           /* a user hook returned PENDING */
+    bool auth_checked;           /* the AUTH verdict went through the throttle */
+    struct event *auth_timer;    /* holds a failed AUTH's reply */
     bool have_verdict;           /* posthorn_server_resume stored a verdict */
     smtp_verdict verdict;        /* its strings are owned below */
     char *verdict_enh, *verdict_text;
@@ -79,6 +82,9 @@ struct posthorn_server {
     posthorn_session **hash;     /* id -> session */
     size_t hash_size;
     ph_ipcount ipcount;
+    ph_workpool *pool;           /* blocking jobs (posthorn_server_offload), lazily made */
+    ph_ipcount auth_failures;    /* failed AUTHs per client address in this window */
+    uint64_t auth_fail_epoch_ms;
     uint64_t next_id;
     uint32_t qid_counter;
     posthorn_session *dead;      /* sessions awaiting free */
@@ -124,6 +130,12 @@ int ph_listener_bind(const char *address, int *port_out);
 /* Calls the user hook for the core's pending request; returns its verdict. */
 posthorn_verdict ph_hooks_call(posthorn_session *s, const smtp_hook_req *req);
 void ph_hooks_abort(posthorn_session *s);
+/*
+ * Throttles AUTH per client address: logs the outcome, counts failures (a success clears
+ * them), turns the verdict into 421 4.7.0 and close at the limit, and returns how long to hold
+ * a failure's reply (ms), growing with each failure.
+ */
+unsigned ph_hooks_auth_result(posthorn_session *s, const char *user, smtp_verdict *v);
 void ph_hooks_rset(posthorn_session *s);
 void ph_hooks_disconnect(posthorn_session *s);
 /* Logs a refusal the core sent (the session config's on_refusal). */

@@ -97,6 +97,14 @@ typedef struct posthorn_hooks {
     /* The client sent RSET (after on_abort if a transaction was open). */
     void (*on_rset)(posthorn_session *s, void *user);
     void (*on_disconnect)(posthorn_session *s, void *user);
+    /*
+     * AUTH (RFC 4954, SASL PLAIN or LOGIN): check the credentials. ACCEPT authenticates the
+     * session (235 2.7.0); REJECT gives 535 5.7.8 (4xx: 454 4.7.0). password is wiped after the
+     * call: copy it if the check runs later (PENDING; e.g. hash it on a worker thread). Without
+     * this hook every AUTH fails. Failures are throttled per client address (limits).
+     */
+    posthorn_verdict (*on_auth)(posthorn_session *s, const char *mechanism, const char *authzid,
+                                const char *username, const char *password, void *user);
 } posthorn_hooks;
 
 /* ---- limits and options -------------------------------------------------------------- */
@@ -114,6 +122,8 @@ typedef struct posthorn_limits {
     unsigned greeting_delay_ms;  /* wait before the banner; input in this time is an early
                                     talker (554 5.5.0 and close); default 0 */
     unsigned shutdown_grace_ms;  /* how long in-flight DATA may go on at shutdown; 30000 */
+    unsigned auth_fail_limit;    /* failed AUTHs per client address before 421 4.7.0; 5 */
+    unsigned auth_fail_delay_ms; /* delay of the first failure's reply, doubling; 1000 */
 } posthorn_limits;
 
 /* Fills *l with the defaults documented above. */
@@ -260,6 +270,16 @@ unsigned posthorn_server_session_count(posthorn_server *srv);
  * (the verdict is then dropped), -EINVAL if it has no pending hook.
  */
 int posthorn_server_resume(posthorn_server *srv, uint64_t session_id, posthorn_verdict verdict);
+
+/*
+ * Runs work(arg) on one of the server's worker threads (started on first use) and then
+ * done(arg) on the event loop, for blocking jobs such as password hashing or a database
+ * lookup inside a hook that returned PENDING. work must not touch the server or sessions;
+ * done may call posthorn_server_resume(). Returns 0, -EAGAIN when the queue is full, -ENOMEM.
+ * At posthorn_server_free() queued jobs still run and their done is called.
+ */
+int posthorn_server_offload(posthorn_server *srv, void (*work)(void *arg),
+                            void (*done)(void *arg), void *arg);
 
 /* ---- session getters (valid while the session lives; strings borrowed) ------------ */
 

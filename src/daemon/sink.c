@@ -18,6 +18,7 @@
 #include "daemon/commands.h"
 #include "daemon/envelope.h"
 #include "daemon/logbuf.h"
+#include "daemon/passwd.h"
 #include "daemon/runner.h"
 
 #define KEEP_BUFFER_MAX (1u << 20) /* give back bigger buffers after each message */
@@ -25,6 +26,8 @@
 typedef struct sink_config {
     const char *store_dir;
     bool quiet;
+    bool auth_any;            /* --auth-accept-any: every credential is good (development) */
+    passwd_db *passwords;     /* --auth-file */
 } sink_config;
 
 typedef struct sink_msg {
@@ -136,6 +139,56 @@ static void on_disconnect(posthorn_session *s, void *user)
     }
 }
 
+/* ---- AUTH -------------------------------------------------------------------------------- */
+
+typedef struct auth_job {
+    posthorn_server *srv;
+    uint64_t sid; /* the session may be gone when the hash is done */
+    const passwd_db *db;
+    bool ok;
+    char user[256], password[256];
+} auth_job;
+
+static void auth_work(void *arg) /* on a worker thread: crypt(3) takes tens of ms */
+{
+    auth_job *j = arg;
+    j->ok = passwd_db_verify(j->db, j->user, j->password);
+    explicit_bzero(j->password, sizeof(j->password));
+}
+
+static void auth_done(void *arg) /* back on the event loop */
+{
+    auth_job *j = arg;
+    posthorn_server_resume(j->srv, j->sid,
+                           j->ok ? posthorn_accept() : posthorn_reject(535, "5.7.8", NULL));
+    free(j);
+}
+
+static posthorn_verdict on_auth(posthorn_session *s, const char *mech, const char *authzid,
+                                const char *user, const char *password, void *arg)
+{
+    (void)mech;
+    const sink_config *sc = arg;
+    if (sc->auth_any)
+        return posthorn_accept();
+    if (!sc->passwords || (authzid[0] && strcmp(authzid, user) != 0))
+        return posthorn_reject(535, "5.7.8", NULL); /* no acting as someone else */
+    auth_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return posthorn_reject(454, "4.7.0", NULL);
+    j->srv = posthorn_session_server(s);
+    j->sid = posthorn_session_id(s);
+    j->db = sc->passwords;
+    snprintf(j->user, sizeof(j->user), "%s", user);
+    snprintf(j->password, sizeof(j->password), "%s", password);
+    if (posthorn_server_offload(j->srv, auth_work, auth_done, j) < 0) {
+        explicit_bzero(j->password, sizeof(j->password));
+        free(j);
+        return posthorn_reject(454, "4.7.0", NULL);
+    }
+    return posthorn_pending();
+}
+
 /* ---- TLS for the sink ------------------------------------------------------------------ */
 
 typedef struct sink_tls {
@@ -143,6 +196,7 @@ typedef struct sink_tls {
     const char *cert, *key;
     const char *implicit[MAX_LISTEN];
     unsigned nimplicit;
+    posthorn_auth_mode auth;  /* what the listeners offer */
     char tmpdir[64];          /* self-signed certificate lives here, removed at exit */
     char cert_path[128], key_path[128];
 } sink_tls;
@@ -186,6 +240,10 @@ static int sink_tls_setup(sink_tls *t, server_cli *cli, posthorn_listener_option
                           posthorn_listener_options *implicit,
                           const posthorn_listener_options **lopts)
 {
+    static posthorn_listener_options plain;
+    plain = (posthorn_listener_options){.auth = t->auth};
+    for (unsigned i = 0; i < cli->nlisten; i++)
+        lopts[i] = &plain;
     if (!t->on && !t->nimplicit)
         return 0;
     if ((t->cert == NULL) != (t->key == NULL))
@@ -198,11 +256,11 @@ static int sink_tls_setup(sink_tls *t, server_cli *cli, posthorn_listener_option
     if (!t->cert && make_self_signed(t, host) < 0)
         return -1;
     *starttls = (posthorn_listener_options){.tls = POSTHORN_TLS_STARTTLS, .cert_file = t->cert,
-                                            .key_file = t->key};
+                                            .key_file = t->key, .auth = t->auth};
     *implicit = *starttls;
     implicit->tls = POSTHORN_TLS_IMPLICIT;
     for (unsigned i = 0; i < cli->nlisten; i++)
-        lopts[i] = t->on ? starttls : NULL;
+        lopts[i] = t->on ? starttls : &plain;
     for (unsigned i = 0; i < t->nimplicit && cli->nlisten < MAX_LISTEN; i++) {
         lopts[cli->nlisten] = implicit;
         cli->listen[cli->nlisten++] = t->implicit[i];
@@ -237,6 +295,10 @@ static const char sink_help[] =
     "  --tls-cert FILE        PEM certificate chain (implies --tls)\n"
     "  --tls-key FILE         PEM private key for --tls-cert\n"
     "  --listen-tls ADDR:PORT listen with implicit TLS (RFC 8314, port 465 style; repeatable)\n"
+    "  --auth-file FILE       offer AUTH PLAIN/LOGIN (under TLS) checked against FILE, lines\n"
+    "                         user:crypt-hash (see posthorn passwd)\n"
+    "  --auth-accept-any      offer AUTH and accept any user and password (development)\n"
+    "  --auth-insecure        offer AUTH on unencrypted sessions too\n"
     "%s"
     "  -h, --help             this help\n";
 
@@ -246,15 +308,21 @@ int cmd_sink(int argc, char **argv)
     server_cli cli;
     server_cli_init(&cli);
     cli.options.limits.max_per_ip = 0; /* a development sink: local test clients open many */
-    enum { OPT_STORE = 1, OPT_QUIET, OPT_TLS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_LISTEN_TLS };
+    enum { OPT_STORE = 1, OPT_QUIET, OPT_AUTH_FILE, OPT_AUTH_ANY, OPT_AUTH_INSECURE, OPT_TLS,
+           OPT_TLS_CERT, OPT_TLS_KEY, OPT_LISTEN_TLS };
     struct option longopts[40] = {{"store", required_argument, NULL, OPT_STORE},
                                   {"quiet", no_argument, NULL, OPT_QUIET},
                                   {"tls", no_argument, NULL, OPT_TLS},
                                   {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
                                   {"tls-key", required_argument, NULL, OPT_TLS_KEY},
                                   {"listen-tls", required_argument, NULL, OPT_LISTEN_TLS},
+                                  {"auth-file", required_argument, NULL, OPT_AUTH_FILE},
+                                  {"auth-accept-any", no_argument, NULL, OPT_AUTH_ANY},
+                                  {"auth-insecure", no_argument, NULL, OPT_AUTH_INSECURE},
                                   {"help", no_argument, NULL, 'h'}};
-    size_t n = 7;
+    size_t n = 10;
+    const char *auth_file = NULL;
+    bool auth_insecure = false;
     sink_tls tls = {0};
     for (const struct option *o = server_cli_longopts; o->name; o++)
         longopts[n++] = *o;
@@ -268,7 +336,13 @@ int cmd_sink(int argc, char **argv)
             continue;
         if (sink_tls_option(&tls, opt - OPT_TLS, optarg) > 0)
             continue;
-        if (opt == OPT_STORE) {
+        if (opt == OPT_AUTH_FILE) {
+            auth_file = optarg;
+        } else if (opt == OPT_AUTH_ANY) {
+            sc.auth_any = true;
+        } else if (opt == OPT_AUTH_INSECURE) {
+            auth_insecure = true;
+        } else if (opt == OPT_STORE) {
             sc.store_dir = optarg;
         } else if (opt == OPT_QUIET) {
             sc.quiet = true;
@@ -290,6 +364,13 @@ int cmd_sink(int argc, char **argv)
     }
     if (!cli.nlisten && !tls.nimplicit)
         cli.listen[cli.nlisten++] = "127.0.0.1:2525";
+    if (auth_file || sc.auth_any)
+        tls.auth = auth_insecure ? POSTHORN_AUTH_INSECURE : POSTHORN_AUTH_TLS;
+    char err[512];
+    if (auth_file && passwd_db_load(auth_file, &sc.passwords, err, sizeof(err)) < 0) {
+        fprintf(stderr, "posthorn sink: %s\n", err);
+        return 1;
+    }
     const posthorn_listener_options *lopts[MAX_LISTEN] = {0};
     posthorn_listener_options starttls, implicit;
     if (sink_tls_setup(&tls, &cli, &starttls, &implicit, lopts) < 0)
@@ -299,11 +380,13 @@ int cmd_sink(int argc, char **argv)
     static const posthorn_hooks hooks = {
         .on_data_start = on_data_start, .on_data_chunk = on_data_chunk,
         .on_message = on_message, .on_abort = on_abort, .on_disconnect = on_disconnect,
+        .on_auth = on_auth,
     };
     runner_config rc = {.listen = cli.listen, .listen_opts = lopts, .nlisten = cli.nlisten,
                         .workers = cli.workers, .log_level = cli.log_level, .hooks = &hooks,
                         .options = &cli.options, .user = &sc};
     int status = runner_run(&rc);
     sink_tls_cleanup(&tls);
+    passwd_db_free(sc.passwords);
     return status;
 }

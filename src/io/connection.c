@@ -235,23 +235,67 @@ static smtp_verdict to_core_verdict(const posthorn_verdict *v)
     return sv;
 }
 
+/* Keeps a verdict (with copies of its strings) to resolve later. */
+static void hold_verdict(posthorn_session *s, const smtp_verdict *v)
+{
+    char *enh = v->enhanced ? strdup(v->enhanced) : NULL;
+    char *text = v->text ? strdup(v->text) : NULL;
+    free(s->verdict_enh);
+    free(s->verdict_text);
+    s->verdict = *v;
+    s->verdict.enhanced = s->verdict_enh = enh;
+    s->verdict.text = s->verdict_text = text;
+}
+
+static void auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    posthorn_session *s = arg;
+    s->user_pending = false;
+    s->have_verdict = true;
+    ph_connection_drive(s);
+}
+
+/* A failed AUTH's reply waits (throttling guessers); false if it is being held. */
+static bool auth_throttle(posthorn_session *s, const smtp_hook_req *req, smtp_verdict *v)
+{
+    if (s->auth_checked)
+        return true; /* held already: this is the release */
+    unsigned delay = ph_hooks_auth_result(s, req->user, v);
+    if (!delay)
+        return true;
+    if (!s->auth_timer && !(s->auth_timer = evtimer_new(s->srv->base, auth_timer_cb, s)))
+        return true;
+    hold_verdict(s, v);
+    s->auth_checked = true;
+    s->user_pending = true;
+    struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+    evtimer_add(s->auth_timer, &tv);
+    return false;
+}
+
 /* Runs the pending hook: true if the core may go on, false if the verdict is pending. */
 static bool run_hook(posthorn_session *s, const smtp_hook_req *req, input *in)
 {
+    smtp_verdict sv;
     if (s->have_verdict) {
         s->have_verdict = false;
-        smtp_session_resolve(s->core, &s->verdict);
-        return true;
-    }
-    if (s->user_pending)
+        sv = s->verdict;
+    } else if (s->user_pending) {
         return false;
-    posthorn_verdict v = ph_hooks_call(s, req);
-    drain_consumed(s, in); /* chunk bytes are borrowed only for the duration of the hook */
-    if (v.action == POSTHORN_PENDING) {
-        s->user_pending = true;
-        return false;
+    } else {
+        posthorn_verdict v = ph_hooks_call(s, req);
+        drain_consumed(s, in); /* chunk bytes are borrowed only for the duration of the hook */
+        if (v.action == POSTHORN_PENDING) {
+            s->user_pending = true;
+            return false;
+        }
+        sv = to_core_verdict(&v);
     }
-    smtp_verdict sv = to_core_verdict(&v);
+    if (req->kind == HOOK_AUTH && !auth_throttle(s, req, &sv))
+        return false;
+    s->auth_checked = false;
     smtp_session_resolve(s->core, &sv);
     return true;
 }
@@ -555,6 +599,8 @@ void ph_connection_free_later(posthorn_session *s)
     event_del(s->write_ev);
     if (s->tls_timer)
         event_del(s->tls_timer);
+    if (s->auth_timer)
+        event_del(s->auth_timer);
     s->dead_next = srv->dead;
     srv->dead = s;
     event_active(srv->reaper, 0, 0);
@@ -566,6 +612,8 @@ void ph_connection_free(posthorn_session *s)
         event_free(s->greet_timer);
     if (s->tls_timer)
         event_free(s->tls_timer);
+    if (s->auth_timer)
+        event_free(s->auth_timer);
     ph_tls_free(s->tls);
     ph_tls_ctx_unref(s->tls_ctx);
     if (s->read_ev)

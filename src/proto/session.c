@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "proto/data.h"
+#include "proto/sasl.h"
 #include "proto/text.h"
 
 
@@ -53,6 +54,8 @@ struct smtp_session {
     /* a refusal from a chunk hook, sent when the data ends */
     int fail_code;
     char *fail_enh, *fail_text;
+    sasl_exchange *sasl;      /* AUTH in progress (secrets wiped when it ends) */
+    char *auth_user;          /* after a successful AUTH */
     unsigned errors, messages, commands, notes;
 };
 
@@ -180,6 +183,10 @@ void smtp_session_free(smtp_session *s)
     free(s->prefix);
     free(s->fail_enh);
     free(s->fail_text);
+    if (s->sasl)
+        sasl_wipe(s->sasl);
+    free(s->sasl);
+    free(s->auth_user);
     free(s);
 }
 
@@ -558,6 +565,100 @@ static void cmd_starttls(smtp_session *s, const smtp_command *c)
     s->want_tls = true; /* feeding stops here: the rest of the input is discarded */
 }
 
+/* ---- AUTH (RFC 4954) --------------------------------------------------------------------- */
+
+/* Longest SASL response line accepted (a PLAIN response of 3 x 255 octets in base64 + CRLF). */
+#define AUTH_LINE_MAX 1100
+
+static void auth_end(smtp_session *s)
+{
+    if (s->sasl) {
+        sasl_wipe(s->sasl);
+        free(s->sasl);
+        s->sasl = NULL;
+    }
+    if (s->line.data)
+        explicit_bzero(s->line.data, s->line.len); /* base64 passwords passed through here */
+    s->line.limit = s->cfg.max_line ? s->cfg.max_line + 1 : 0;
+    if (s->phase == PH_AUTH)
+        s->phase = PH_COMMAND;
+}
+
+/* Acts on what the SASL exchange says: another challenge, the credentials, or a refusal. */
+static void auth_progress(smtp_session *s, sasl_result r)
+{
+    if (r == SASL_CONTINUE) {
+        s->phase = PH_AUTH;
+        s->line.limit = AUTH_LINE_MAX;
+        return reply_id(s, R_AUTH_CHALLENGE, sasl_challenge(s->sasl));
+    }
+    if (r == SASL_DONE) {
+        want_hook(s, HOOK_AUTH);
+        s->hook.mechanism = sasl_mech_name(s->sasl->mech);
+        s->hook.authzid = s->sasl->authzid;
+        s->hook.user = s->sasl->user;
+        s->hook.password = s->sasl->password;
+        return;
+    }
+    auth_end(s);
+    protocol_error(s, sasl_result_reply(r));
+}
+
+static smtp_reply_id auth_refusal(const smtp_session *s)
+{
+    if (!s->cfg.auth)
+        return R_NOT_IMPLEMENTED;
+    if (!s->esmtp || s->txn)
+        return R_BAD_SEQUENCE; /* RFC 4954 4: after EHLO, never inside a transaction */
+    if (s->auth)
+        return R_AUTH_ALREADY;
+    if (!s->tls && !s->cfg.auth_insecure)
+        return R_AUTH_NEED_TLS;
+    return R_NONE;
+}
+
+static void cmd_auth(smtp_session *s, const smtp_command *c)
+{
+    smtp_reply_id why = auth_refusal(s);
+    if (why != R_NONE)
+        return protocol_error(s, why);
+    size_t mlen = 0;
+    while (mlen < c->arg_len && c->arg[mlen] != ' ')
+        mlen++;
+    int mech = sasl_mech_from_name(c->arg, mlen);
+    if (mech < 0)
+        return protocol_error(s, mlen ? R_AUTH_UNKNOWN_MECH : R_SYNTAX);
+    const char *initial = c->arg + mlen;
+    size_t ilen = c->arg_len - mlen;
+    while (ilen && *initial == ' ')
+        initial++, ilen--;
+    s->sasl = calloc(1, sizeof(*s->sasl));
+    if (!s->sasl)
+        return fail_memory(s);
+    auth_progress(s, sasl_begin(s->sasl, mech, initial, ilen, ilen > 0));
+}
+
+/* A SASL response line in PH_AUTH (CRLF removed). */
+static void auth_line(smtp_session *s, const char *line, size_t len)
+{
+    s->hook_verb = V_AUTH;
+    auth_progress(s, sasl_step(s->sasl, line, len));
+}
+
+static void auth_accepted(smtp_session *s)
+{
+    free(s->auth_user);
+    s->auth_user = text_dup(s->sasl->user, s->sasl->user_len);
+    s->auth = s->auth_user != NULL;
+    auth_end(s);
+    reply_id(s, R_AUTH_OK, NULL);
+}
+
+static void auth_refused(smtp_session *s)
+{
+    auth_end(s);
+}
+
 static void cmd_not_implemented(smtp_session *s, const smtp_command *c)
 {
     (void)c;
@@ -579,7 +680,7 @@ static const cmd_fn command_table[V__COUNT] = {
     [V_BDAT] = cmd_bdat,         [V_RSET] = cmd_rset, [V_NOOP] = cmd_noop,
     [V_QUIT] = cmd_quit,         [V_VRFY] = cmd_vrfy, [V_EXPN] = cmd_not_implemented,
     [V_HELP] = cmd_help,         [V_STARTTLS] = cmd_starttls,
-    [V_AUTH] = cmd_not_implemented,
+    [V_AUTH] = cmd_auth,
 };
 
 static void run_command(smtp_session *s, const char *line, size_t len)
@@ -597,6 +698,13 @@ static void run_command(smtp_session *s, const char *line, size_t len)
 static void handle_line(smtp_session *s, const char *line, size_t len)
 {
     s->hook_verb = V_UNKNOWN;
+    if (s->phase == PH_AUTH) {
+        if (len > AUTH_LINE_MAX || memchr(line, '\r', len - 2)) {
+            auth_end(s);
+            return protocol_error(s, len > AUTH_LINE_MAX ? R_AUTH_TOO_LONG : R_BARE_LF);
+        }
+        return auth_line(s, line, len - 2);
+    }
     if (s->cfg.max_line && len > s->cfg.max_line)
         return protocol_error(s, R_LINE_TOO_LONG);
     if (memchr(line, '\r', len - 2))
@@ -608,11 +716,14 @@ static void handle_line(smtp_session *s, const char *line, size_t len)
 static void end_discarded_line(smtp_session *s)
 {
     line_state st = s->line_state;
+    bool in_auth = s->phase == PH_AUTH;
     s->line_state = LS_NORMAL;
+    if (in_auth)
+        auth_end(s);
     strbuf_clear(&s->line);
     s->hook_verb = V_UNKNOWN;
     if (st == LS_OVERFLOW)
-        protocol_error(s, R_LINE_TOO_LONG);
+        protocol_error(s, in_auth ? R_AUTH_TOO_LONG : R_LINE_TOO_LONG);
 }
 
 /*
@@ -630,6 +741,8 @@ static size_t feed_command(smtp_session *s, const char *p, size_t len)
     if (lf && !crlf) {
         if (s->line_state != LS_BARE_LF) {
             s->hook_verb = V_UNKNOWN;
+            if (s->phase == PH_AUTH)
+                auth_end(s);
             protocol_error(s, R_BARE_LF);
         }
         s->line_state = LS_BARE_LF;
@@ -675,7 +788,8 @@ size_t smtp_session_feed(smtp_session *s, const char *p, size_t len)
     }
     while (used < len && s->hook.kind == HOOK_NONE && !s->want_close && !s->want_tls) {
         switch (s->phase) {
-        case PH_COMMAND: used += feed_command(s, p + used, len - used); break;
+        case PH_COMMAND:
+        case PH_AUTH: used += feed_command(s, p + used, len - used); break;
         case PH_DATA: used += feed_data(s, p + used, len - used); break;
         case PH_BDAT: used += feed_bdat(s, p + used, len - used); break;
         default: return len; /* closed: drop input */
@@ -714,6 +828,7 @@ static const hook_row hook_table[] = {
     [HOOK_DATA_START] = {data_start_accepted, data_start_refused, R_REJECTED, R_TEMP_REJECT},
     [HOOK_DATA_CHUNK] = {chunk_accepted, NULL, R_REJECTED, R_TEMP_REJECT},
     [HOOK_MESSAGE] = {message_accepted, NULL, R_REJECTED, R_STORE_FAILED},
+    [HOOK_AUTH] = {auth_accepted, auth_refused, R_AUTH_FAILED, R_AUTH_TEMP_FAIL},
 };
 
 /* After a chunk verdict: finish the data if its end was already seen. */
@@ -855,6 +970,7 @@ int smtp_session_set_prefix(smtp_session *s, const char *p, size_t len)
 void smtp_session_set_tls(smtp_session *s, bool tls) { s->tls = tls; }
 bool smtp_session_want_tls(const smtp_session *s) { return s->want_tls; }
 bool smtp_session_tls(const smtp_session *s) { return s->tls; }
+const char *smtp_session_auth_user(const smtp_session *s) { return s->auth_user; }
 
 void smtp_session_tls_started(smtp_session *s)
 {
@@ -865,6 +981,9 @@ void smtp_session_tls_started(smtp_session *s)
     s->helo = NULL;
     s->esmtp = false;
     s->auth = false;
+    free(s->auth_user);
+    s->auth_user = NULL;
+    auth_end(s);
     strbuf_clear(&s->line);
     s->line_state = LS_NORMAL;
     s->last_was_cr = false;

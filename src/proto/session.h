@@ -51,6 +51,7 @@ typedef enum smtp_hook {
     HOOK_DATA_START,  /* DATA or first BDAT accepted by sequence checks */
     HOOK_DATA_CHUNK,  /* chunk/chunk_len: borrowed bytes of the message */
     HOOK_MESSAGE,     /* end of message, data complete and valid */
+    HOOK_AUTH,        /* SASL credentials: mechanism, authzid, user, password */
 } smtp_hook;
 
 typedef struct smtp_hook_req {
@@ -59,6 +60,10 @@ typedef struct smtp_hook_req {
     bool ehlo;
     const smtp_path *path;   /* MAIL/RCPT path (owned by the session) */
     const char *chunk;       /* DATA_CHUNK bytes: borrowed from the fed input */
+    const char *mechanism;   /* AUTH: "PLAIN" or "LOGIN" */
+    const char *authzid;     /* AUTH: "" if none; these three are wiped after the verdict */
+    const char *user;
+    const char *password;
     size_t chunk_len;
 } smtp_hook_req;
 
@@ -85,6 +90,7 @@ typedef enum smtp_phase {
     PH_COMMAND,     /* reading commands */
     PH_DATA,        /* reading DATA lines */
     PH_BDAT,        /* reading a BDAT chunk */
+    PH_AUTH,        /* reading SASL responses after a 334 */
     PH_CLOSED,      /* QUIT or disconnect: only output remains */
 } smtp_phase;
 
@@ -144,6 +150,8 @@ bool smtp_session_want_tls(const smtp_session *s);
 /* The STARTTLS handshake succeeded: TLS is on and the session starts over (RFC 3207 4.2). */
 void smtp_session_tls_started(smtp_session *s);
 bool smtp_session_tls(const smtp_session *s);
+/* The authenticated user, NULL before a successful AUTH. */
+const char *smtp_session_auth_user(const smtp_session *s);
 
 /* Getters: strings owned by the session. */
 const char *smtp_session_helo(const smtp_session *s);     /* NULL before HELO/EHLO */
