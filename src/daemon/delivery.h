@@ -1,0 +1,23 @@
+/*
+ * delivery.h - the daemon's message and login hooks (see delivery.c), shared by the sink and
+ * serve commands. The hooks' user pointer is a msg_store.
+ */
+#ifndef POSTHORN_DAEMON_DELIVERY_H
+#define POSTHORN_DAEMON_DELIVERY_H
+
+#include <stdbool.h>
+
+#include "daemon/passwd.h"
+#include "posthorn/posthorn.h"
+
+typedef struct msg_store {
+    const char *store_dir;    /* store each message here durably; NULL = do not store */
+    bool quiet;               /* do not print messages to stdout */
+    bool auth_any;            /* every AUTH credential is good (development sinks) */
+    passwd_db *passwords;     /* AUTH checked against these; NULL = AUTH always fails */
+} msg_store;
+
+/* Sets the data, message, abort, disconnect and AUTH hooks of h (the others are untouched). */
+void msg_store_hooks(posthorn_hooks *h);
+
+#endif
