@@ -29,6 +29,7 @@ int server_cli_option(server_cli *c, int opt, const char *arg);
 extern const char server_cli_help[];
 
 int cmd_sink(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 

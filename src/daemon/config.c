@@ -29,7 +29,9 @@
 #define BAD (-1)   /* a value parser's "not acceptable" (reason in why) */
 #define NOMEM (-2) /* a value parser's "out of memory" */
 
-typedef enum ptype { T_STRING, T_PATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_ENUM, T_LIST, T__N } ptype;
+typedef enum ptype {
+    T_STRING, T_PATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_ENUM, T_LIST, T__N
+} ptype;
 typedef enum pscope { S_GLOBAL = 1, S_LISTENER = 2, S_BOTH = S_GLOBAL | S_LISTENER } pscope;
 
 /* Extra check of a string value or of one list entry: NULL if fine, else what is wrong. */
@@ -101,8 +103,7 @@ static const char *check_account(const char *s)
 static const char *check_port(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 5 || !only_chars(s, n, "") || strspn(s, "0123456789") != n ||
-        strtoul(s, NULL, 10) > 65535)
+    if (n == 0 || n > 5 || strspn(s, "0123456789") != n || strtoul(s, NULL, 10) > 65535)
         return "bad port (0..65535)";
     return NULL;
 }
@@ -327,7 +328,8 @@ static void format_number(ptype t, uint64_t v, char *buf, size_t size)
     snprintf(buf, size, "%" PRIu64 "%s", v / u->mul, v ? u->suffix : "");
 }
 
-/* Digits then one of units' suffixes: 0, BAD if not that shape, NOMEM-free overflow = 1. */
+/* Digits, then one of units' suffixes (exactly): 0; BAD if not that shape; 1 if the value
+ * overflows 64 bits (reported as out of range, like any too big number). */
 static int read_scaled(const char *v, const unit *units, uint64_t *out)
 {
     const char *s = v;
@@ -482,23 +484,26 @@ static int parse_list(const param *p, const char *v, void *slot, char *why, size
         snprintf(why, n, "more than %d entries", PH_CONFIG_MAX_LIST);
         return BAD;
     }
-    char **grown = realloc(l->v, (l->n + count + 1) * sizeof(*grown));
+    char **grown = realloc(l->v, (l->n + count) * sizeof(*grown));
     if (!grown)
         return NOMEM;
     l->v = grown;
     for (const char *s = v; (s = next_word(s, &len)); s += len, k++) {
-        const char *bad = NULL;
+        char *w = strndup(s, len);
+        const char *bad = !w                          ? NULL
+                          : len > PH_CONFIG_MAX_VALUE ? "longer than 4096 bytes"
+                          : p->check                  ? p->check(w)
+                                                      : NULL;
         qbuf q;
-        if (len > PH_CONFIG_MAX_VALUE)
-            bad = "longer than 4096 bytes";
-        if (!(l->v[l->n + k] = strndup(s, len)) ||
-            (!bad && p->check && (bad = p->check(l->v[l->n + k])) != NULL) || bad) {
+        if (!w || bad) {
             if (bad)
-                snprintf(why, n, "'%s': %s", quote(&q, l->v[l->n + k]), bad);
-            for (size_t j = 0; j <= k; j++)
-                free(l->v[l->n + j]);
+                snprintf(why, n, "'%s': %s", quote(&q, w), bad);
+            free(w);
+            while (k > 0)
+                free(l->v[l->n + --k]);
             return bad ? BAD : NOMEM;
         }
+        l->v[l->n + k] = w;
     }
     l->n += count;
     return 0;
@@ -636,6 +641,7 @@ void ph_config_errors_free(ph_config_errors *errs)
     free(errs->v);
     memset(errs, 0, sizeof(*errs));
 }
+
 /* ---- the parser ------------------------------------------------------------------------- */
 
 typedef struct parser {
@@ -714,22 +720,22 @@ static void add_listener(parser *st, const char *name, unsigned line)
     }
     /* grow by doubling; the array holds at most PH_CONFIG_MAX_LISTENERS */
     size_t n = cfg->nlisteners;
-    if ((n & (n - 1)) == 0) {
-        ph_config_listener *v = realloc(cfg->listeners, (n ? 2 * n : 1) * sizeof(*v));
-        if (!v) {
-            st->oom = true;
-            return;
-        }
-        cfg->listeners = v;
-    }
-    ph_config_listener *l = &cfg->listeners[n];
-    memset(l, 0, sizeof(*l));
-    cfg->nlisteners++;
-    l->line = line;
-    if (!(l->name = strdup(name)))
+    char *copy = strdup(name);
+    ph_config_listener *v = !copy || (n & (n - 1)) != 0
+                                ? cfg->listeners
+                                : realloc(cfg->listeners, (n ? 2 * n : 1) * sizeof(*v));
+    if (!copy || !v) { /* the keys that follow go to the scratch listener */
+        free(copy);
         st->oom = true;
-    init_defaults(st, l);
-    st->cur = l;
+        return;
+    }
+    cfg->listeners = v;
+    memset(&v[n], 0, sizeof(v[n]));
+    v[n].name = copy;
+    v[n].line = line;
+    cfg->nlisteners++;
+    init_defaults(st, &v[n]);
+    st->cur = &v[n];
 }
 
 static char *trim(char *s)
@@ -990,6 +996,9 @@ static void resolve_listener(parser *st, ph_config_listener *l)
         if (p->scope == S_BOTH && !l->set_line[i] &&
             copy_value(p, slot_of(st->cfg, l, p), slot_of(st->cfg, NULL, p)) != 0)
             st->oom = true;
+    }
+    for (size_t i = 0; i < NPARAMS; i++) {
+        const param *p = &params[i];
         if (p->def || l->set_line[i])
             continue;
         int v = p->role_def[l->role];
@@ -1064,8 +1073,9 @@ static void check_auth(parser *st, const ph_config_listener *l)
              w_auth[l->auth], by_default(l, "auth"));
     /* not in the list, but such a listener could never take a message */
     if (l->require_auth && l->auth == PH_AUTH_NONE)
-        perr(st, where(l, "require_auth", "auth"), "listener '%s': require_auth = yes%s but auth = none",
-             l->name, by_default(l, "require_auth"));
+        perr(st, where(l, "require_auth", "auth"),
+             "listener '%s': require_auth = yes%s but auth = none", l->name,
+             by_default(l, "require_auth"));
 }
 
 static void (*const listener_checks[])(parser *, const ph_config_listener *) = {

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #define LOGBUF_SIZE 65536
@@ -17,6 +18,7 @@
 static char buf[LOGBUF_SIZE];
 static size_t used;
 static struct event *flush_timer;
+static bool to_syslog;
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 int logbuf_parse_level(const char *name)
@@ -27,8 +29,36 @@ int logbuf_parse_level(const char *name)
     return -1;
 }
 
+/* syslog takes one record per line: split the buffer at its newlines. */
+static void flush_syslog(void)
+{
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+    size_t start = 0;
+    for (size_t i = 0; i < used; i++) {
+        if (buf[i] != '\n')
+            continue;
+        buf[i] = '\0';
+        const char *line = buf + start;
+        int level = 2;
+        for (int k = 0; k < 4; k++)
+            if (strncmp(line + 6, names[k], strlen(names[k])) == 0)
+                level = k;
+        syslog(prio[level], "%s", line);
+        start = i + 1;
+    }
+    used = 0;
+}
+
+void logbuf_use_syslog(const char *ident)
+{
+    openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+    to_syslog = true;
+}
+
 void logbuf_flush(void)
 {
+    if (to_syslog)
+        return flush_syslog();
     size_t off = 0;
     while (off < used) {
         ssize_t n = write(STDERR_FILENO, buf + off, used - off);

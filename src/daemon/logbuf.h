@@ -19,5 +19,7 @@ void logbuf_now(posthorn_log_level level, const char *fmt, ...) __attribute__((f
 int logbuf_start(struct event_base *base);
 void logbuf_flush(void);
 void logbuf_stop(void);
+/* Sends log lines to syslog (facility mail) instead of stderr. */
+void logbuf_use_syslog(const char *ident);
 
 #endif

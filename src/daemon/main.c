@@ -15,6 +15,7 @@ static const char main_help[] =
     "Commands:\n"
     "  sink      development sink: accept every message, print and/or store it\n"
     "            (posthorn sink --help for its options)\n"
+    "  serve     the configured server: posthorn serve --config FILE (posthorn.conf(5))\n"
     "  passwd    print a password file line USER:HASH (password read from stdin)\n"
     "  config    check or dump a configuration file (posthorn config --help)\n"
     "\n"
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "sink") == 0)
         return cmd_sink(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "passwd") == 0)
         return cmd_passwd(argc - 1, argv + 1);
     if (strcmp(argv[1], "config") == 0)

@@ -6,6 +6,8 @@
 #include "daemon/runner.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +48,68 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     posthorn_server_shutdown(srv, shutdown_done, posthorn_server_base(srv));
 }
 
+/* ---- privileges ------------------------------------------------------------------------ */
+
+static int lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gid)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        logbuf_now(POSTHORN_LOG_ERROR, "event=error what=user user=%s error=\"no such user\"", user);
+        return -1;
+    }
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    if (group) {
+        struct group *gr = getgrnam(group);
+        if (!gr) {
+            logbuf_now(POSTHORN_LOG_ERROR, "event=error what=group group=%s error=\"no such group\"",
+                       group);
+            return -1;
+        }
+        *gid = gr->gr_gid;
+    }
+    return 0;
+}
+
+int runner_chown_for(const char *user, const char *group, const char *path)
+{
+    uid_t uid;
+    gid_t gid;
+    if (!user || !*user || geteuid() != 0)
+        return 0;
+    if (lookup_ids(user, group && *group ? group : NULL, &uid, &gid) < 0)
+        return -1;
+    if (chown(path, uid, gid) < 0) {
+        logbuf_now(POSTHORN_LOG_ERROR, "event=error what=chown path=%s error=\"%s\"", path,
+                   strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* After the sockets are bound and the certificates loaded: give up root for good. */
+static int drop_privileges(const runner_config *rc)
+{
+    if (!rc->run_as_user)
+        return 0;
+    if (geteuid() != 0) {
+        logbuf_now(POSTHORN_LOG_WARN, "event=privileges result=kept reason=not_root user=%s",
+                   rc->run_as_user);
+        return 0;
+    }
+    uid_t uid;
+    gid_t gid;
+    if (lookup_ids(rc->run_as_user, rc->run_as_group, &uid, &gid) < 0)
+        return -1;
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 || setuid(0) == 0) {
+        logbuf_now(POSTHORN_LOG_ERROR, "event=error what=privileges error=\"%s\"", strerror(errno));
+        return -1;
+    }
+    logbuf_now(POSTHORN_LOG_INFO, "event=privileges result=dropped user=%s uid=%d gid=%d pid=%d",
+               rc->run_as_user, (int)uid, (int)gid, (int)getpid());
+    return 0;
+}
+
 /* One event loop serving the shared sockets until a graceful shutdown. */
 static int serve(const runner_config *rc, const int *fds)
 {
@@ -69,6 +133,11 @@ static int serve(const runner_config *rc, const int *fds)
             event_base_free(base);
             return 1;
         }
+    }
+    if (drop_privileges(rc) < 0) {
+        posthorn_server_free(srv);
+        event_base_free(base);
+        return 1;
     }
     struct event *term = evsignal_new(base, SIGTERM, signal_cb, srv);
     struct event *intr = evsignal_new(base, SIGINT, signal_cb, srv);

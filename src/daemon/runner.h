@@ -18,7 +18,12 @@ typedef struct runner_config {
     const posthorn_hooks *hooks;
     const posthorn_options *options;
     void *user;                 /* server user pointer (each worker gets the same value) */
+    const char *run_as_user;    /* when started as root: serve as this user (NULL = stay) */
+    const char *run_as_group;   /* and group (NULL = the user's primary group) */
 } runner_config;
+
+/* Gives path to the user/group the server will run as (no-op when not root or no user). */
+int runner_chown_for(const char *user, const char *group, const char *path);
 
 /* Returns the process exit status (0 after a clean shutdown). */
 int runner_run(const runner_config *rc);

@@ -491,7 +491,8 @@ static void run_bound(const bound_case *c, char scope)
 {
     char line[256], want_err[512];
     snprintf(line, sizeof(line), "%s = %s\n", c->key, c->value);
-    char *text = scope == 'g' ? concat3(BASE, line, LISTENER_A) : concat3(BASE LISTENER_A, line, "");
+    char *text = scope == 'g' ? concat3(BASE, line, LISTENER_A)
+                              : concat3(BASE LISTENER_A, line, "");
     unsigned lineno = scope == 'g' ? 2 : 4;
     ph_config *cfg = NULL;
     ph_config_errors errs;
