@@ -8,6 +8,11 @@ key=value log lines, and stops the process at the end (SIGTERM, then SIGKILL of 
 group after a timeout). Also provides a raw SMTP client (bytes in, parsed replies out, every
 read bounded by a timeout) and an smtplib factory.
 
+TLS: RawClient can start TLS in place (after STARTTLS) or at connect (implicit TLS), start_sink
+takes listen_tls= for --listen-tls listeners (Daemon.tls_addr), and make_cert/client_context/
+cert_serial help with certificates. run_tool runs a real client (swaks, curl, openssl) bounded in
+time; Interactive drives one through its stdin line by line.
+
 Environment: POSTHORN_BIN (the posthorn binary) and POSTHORN_BUILD (the CMake build dir with the
 example programs). Both default to <repo>/build. Standard library only; run with /usr/bin/python3.
 """
@@ -19,6 +24,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -166,6 +172,7 @@ class Daemon:
         self.stop_rc = None
         self._msgs, self._msg_pos = [], 0
         self._events, self._log_pos = [], 0
+        self.plain_listeners = None  # set by start_sink: the first N are --listen, then --listen-tls
 
     # -- life cycle --
     def start(self):
@@ -263,6 +270,23 @@ class Daemon:
     @property
     def addr(self):
         return ("127.0.0.1", self.port)
+
+    def tls_addresses(self):
+        """The implicit-TLS (--listen-tls) listeners of a daemon started by start_sink."""
+        n = self.plain_listeners or 0
+        return self.tcp_addresses()[n:]
+
+    @property
+    def tls_addr(self):
+        return self.tls_addresses()[0]
+
+    def selfsigned(self):
+        """The event=tls_selfsigned log line (cert=, key=, host=), or AssertionError."""
+        ev = self.log_events("tls_selfsigned")
+        if not ev:
+            raise AssertionError("no event=tls_selfsigned in the log; stderr tail:\n%s"
+                                 % self.stderr_tail())
+        return ev[0]
 
     # -- output --
     def wait_for(self, predicate, timeout):
@@ -369,21 +393,48 @@ class Reply:
 class RawClient:
     """A byte-level SMTP client. Every read has a deadline; replies are checked for syntax."""
 
-    def __init__(self, address, timeout=TIMEOUT, banner=True, nodelay=True):
+    def __init__(self, address, timeout=TIMEOUT, banner=True, nodelay=True, tls=None,
+                 server_hostname="localhost", source=None):
+        """tls: an ssl.SSLContext for implicit TLS (handshake right after connect);
+        source: a local address ("127.0.0.2") to connect from."""
         self.timeout = timeout
         if isinstance(address, str):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
             self.sock.connect(address)
         else:
-            self.sock = socket.create_connection(address, timeout=timeout)
+            self.sock = socket.create_connection(
+                address, timeout=timeout, source_address=(source, 0) if source else None)
             if nodelay:
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.eof = False
         self.senders = []
         self.send_errors = []
+        if tls is not None:
+            self.start_tls(tls, server_hostname)
         self.banner = self.read_reply() if banner else None
+
+    @property
+    def tls(self):
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def start_tls(self, context, server_hostname="localhost"):
+        """TLS handshake on the connection (after a 220 to STARTTLS, or at connect). Fails if
+        the server sent anything after its last reply: those bytes would be plaintext."""
+        if self.buf:
+            raise ProtocolError("server sent bytes before the TLS handshake: %r" % self.buf)
+        self.sock.settimeout(self.timeout)
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        return self.sock
+
+    def starttls(self, context, server_hostname="localhost"):
+        """Sends STARTTLS, expects 220, does the handshake; returns the 220 reply."""
+        r = self.cmd("STARTTLS")
+        if r.code != 220:
+            raise AssertionError("STARTTLS refused: %r" % r)
+        self.start_tls(context, server_hostname)
+        return r
 
     @property
     def local_port(self):
@@ -421,7 +472,10 @@ class RawClient:
         if left <= 0:
             raise socket.timeout("timed out waiting for the server")
         self.sock.settimeout(left)
-        chunk = self.sock.recv(65536)
+        try:
+            chunk = self.sock.recv(65536)
+        except ssl.SSLEOFError:  # TCP close without close_notify: EOF all the same
+            chunk = b""
         if not chunk:
             self.eof = True
             raise EOFError("connection closed by the server; unread: %r" % self.buf)
@@ -618,12 +672,20 @@ class PosthornTestCase(unittest.TestCase):
         d.start()
         return d
 
-    def start_sink(self, *args, listen=("127.0.0.1:0",), check_exit=True):
+    def start_sink(self, *args, listen=("127.0.0.1:0",), check_exit=True, listen_tls=()):
+        """listen_tls: addresses for --listen-tls (implicit TLS); they are logged after the
+        --listen ones, so Daemon.tls_addresses() are the last len(listen_tls) addresses."""
         argv = [BIN, "sink"]
         for l in listen:
             argv += ["--listen", l]
+        for l in listen_tls:
+            argv += ["--listen-tls", l]
         argv += [str(a) for a in args]
-        return self.start_program(argv, listeners=len(listen), check_exit=check_exit)
+        d = Daemon(argv, listeners=len(listen) + len(listen_tls))
+        d.plain_listeners = len(listen)
+        self.addCleanup(self._finish, d, check_exit)
+        d.start()
+        return d
 
     def start_example(self, name, *args, check_exit=False):
         return self.start_program([os.path.join(BUILD, name)] + [str(a) for a in args],
@@ -652,10 +714,11 @@ class PosthornTestCase(unittest.TestCase):
         self.addCleanup(shutil.rmtree, path, True)
         return path
 
-    def raw(self, target, banner=True, timeout=TIMEOUT):
-        """RawClient to a Daemon (its first TCP listener), an (host, port) or a unix path."""
+    def raw(self, target, banner=True, timeout=TIMEOUT, **kw):
+        """RawClient to a Daemon (its first TCP listener), an (host, port) or a unix path.
+        Keyword arguments (tls=, server_hostname=, source=) go to RawClient."""
         addr = target.addr if isinstance(target, Daemon) else target
-        c = RawClient(addr, timeout=timeout, banner=banner)
+        c = RawClient(addr, timeout=timeout, banner=banner, **kw)
         self.addCleanup(c.close)
         if banner:
             self.assertEqual(c.banner.code, 220, c.banner)
@@ -700,3 +763,141 @@ class PosthornTestCase(unittest.TestCase):
         """eml = Received header + exactly body."""
         _, rest = split_received(eml)
         self.assertEqual(rest, body)
+
+
+# ---- TLS and real-client helpers -------------------------------------------------------------
+
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+
+def tool_env():
+    """Environment for real clients: no proxies (curl honours all_proxy for smtp://), C locale."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env["LC_ALL"] = "C"
+    return env
+
+
+def run_tool(argv, timeout=30, input=None):
+    """Runs a client program bounded in time; returns (rc, stdout+stderr as str)."""
+    try:
+        p = subprocess.run([str(a) for a in argv], input=input,
+                           stdin=None if input is not None else subprocess.DEVNULL,
+                           capture_output=True, timeout=timeout, env=tool_env())
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("%s timed out after %ss; output: %r"
+                             % (" ".join(map(str, argv)), timeout, (e.stdout or b"")[-2000:]))
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+def make_cert(directory, name="cert", cn="mx.example.test",
+              san=("DNS:mx.example.test", "DNS:localhost", "IP:127.0.0.1"), serial=None,
+              days=1):
+    """A self-signed EC P-256 certificate and key (PEM) made with `openssl req`.
+    Returns (cert_path, key_path): directory/name.pem and directory/name.key."""
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    argv = [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-subj", "/CN=" + cn, "-days", str(days), "-keyout", key, "-out", cert]
+    if san:
+        argv += ["-addext", "subjectAltName=" + ",".join(san)]
+    if serial is not None:
+        argv += ["-set_serial", str(serial)]
+    rc, out = run_tool(argv)
+    if rc != 0:
+        raise AssertionError("openssl req failed: %s" % out)
+    return cert, key
+
+
+def client_context(cafile=None, verify=True, minimum=None, maximum=None):
+    """An ssl client context trusting cafile (hostname checked) or not verifying at all."""
+    ctx = ssl.create_default_context(cafile=cafile) if verify else \
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def cert_serial(der):
+    """The serial number (upper-case hex, as `openssl x509 -serial` prints it) of a DER cert."""
+    rc, out = run_tool([OPENSSL, "x509", "-noout", "-serial", "-inform", "DER"], input=der)
+    m = re.search(r"serial=([0-9A-Fa-f]+)", out)
+    if rc != 0 or not m:
+        raise AssertionError("openssl x509 -serial failed: %s" % out)
+    return m.group(1).upper()
+
+
+def pem_to_der(path):
+    with open(path) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+class Interactive:
+    """A client program driven line by line through its stdin (openssl s_client): expect()
+    waits, bounded, for a regex in its combined output; close() always ends the process."""
+
+    def __init__(self, argv, timeout=TIMEOUT):
+        self.timeout = timeout
+        self.proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=tool_env(), start_new_session=True)
+        self.cond = threading.Condition()
+        self.pump = _Pump(self.proc.stdout, self.cond, "interactive")
+        self.pump.start()
+        self.pos = 0
+
+    def text(self):
+        with self.cond:
+            return bytes(self.pump.buf).decode("utf-8", "replace")
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def expect(self, regex, timeout=None):
+        """Waits for regex in the output after the previous match; returns the match."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        pat = re.compile(regex, re.M)
+        with self.cond:
+            while True:
+                m = pat.search(bytes(self.pump.buf).decode("utf-8", "replace"), self.pos)
+                if m:
+                    self.pos = m.end()
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.pump.eof and not m):
+                    raise AssertionError("%r not seen in the output of %s; output:\n%s"
+                                         % (regex, self.proc.args[0],
+                                            bytes(self.pump.buf).decode("utf-8", "replace")))
+                self.cond.wait(min(left, 0.2))
+
+    def wait(self, timeout=None):
+        """Waits for the program to exit (stdin closed first); returns its exit code."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(self.timeout if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait(5)
+        self.pump.join(2.0)
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
