@@ -7,11 +7,16 @@
  *   # comment                      ignored
  *   !verdict HOOK ACTION [CODE ENH TEXT...]   HOOK: connect helo mail rcpt data chunk message;
  *                                  ACTION: accept reject disconnect; applies until changed
+ *   !config FLAG                   before any input: starttls, require_tls, auth, auth_insecure,
+ *                                  require_auth (session options)
+ *   !tls                           the TLS handshake happens here: input between the STARTTLS
+ *                                  line and this point is what the client pipelined (discarded)
  *   anything else                  sent with CRLF appended; escapes \r \n \\ \xHH; a line ending
  *                                  in "\c" is sent without the CRLF
  * The output holds the replies, and for each accepted message its content as "| " lines.
  * usage: transcript_runner FILE.in [--update]
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +31,14 @@ typedef struct script {
     char *directives[64]; /* "!verdict ..." lines with the input offset they apply from */
     size_t at[64];
     int ndirectives;
+    size_t tls_at[8];     /* input offsets of !tls */
+    int ntls;
+    smtp_session_config cfg;
 } script;
 
 static const char *const hook_names[] = {"none", "connect", "helo", "mail", "rcpt",
-                                         "data", "chunk", "message"};
+                                         "data", "chunk", "message", "auth"};
+#define NHOOKS 9
 
 static int unescape_line(const char *line, char *out)
 {
@@ -61,6 +70,20 @@ static int unescape_line(const char *line, char *out)
     return n;
 }
 
+static void set_flag(smtp_session_config *c, const char *flag)
+{
+    static const struct { const char *name; size_t off; } flags[] = {
+        {"starttls", offsetof(smtp_session_config, starttls)},
+        {"require_tls", offsetof(smtp_session_config, require_tls)},
+        {"auth", offsetof(smtp_session_config, auth)},
+        {"auth_insecure", offsetof(smtp_session_config, auth_insecure)},
+        {"require_auth", offsetof(smtp_session_config, require_auth)},
+    };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (strcmp(flag, flags[i].name) == 0)
+            *(bool *)((char *)c + flags[i].off) = true;
+}
+
 static int load_script(const char *path, script *sc)
 {
     FILE *f = fopen(path, "r");
@@ -72,6 +95,14 @@ static int load_script(const char *path, script *sc)
         line[strcspn(line, "\n")] = '\0';
         if (line[0] == '#')
             continue;
+        if (strncmp(line, "!config ", 8) == 0) {
+            set_flag(&sc->cfg, line + 8);
+            continue;
+        }
+        if (strcmp(line, "!tls") == 0 && sc->ntls < 8) {
+            sc->tls_at[sc->ntls++] = sc->len;
+            continue;
+        }
         if (strncmp(line, "!verdict ", 9) == 0 && sc->ndirectives < 64) {
             sc->directives[sc->ndirectives] = strdup(line + 9);
             sc->at[sc->ndirectives++] = sc->len;
@@ -86,8 +117,8 @@ static int load_script(const char *path, script *sc)
 }
 
 typedef struct verdicts {
-    smtp_verdict v[8];
-    char text[8][256], enh[8][16];
+    smtp_verdict v[NHOOKS];
+    char text[NHOOKS][256], enh[NHOOKS][16];
 } verdicts;
 
 static void apply_directive(verdicts *vs, const char *d)
@@ -97,7 +128,7 @@ static void apply_directive(verdicts *vs, const char *d)
     char enh[16] = "";
     if (sscanf(d, "%15s %15s %n", hook, action, &off) < 2)
         return;
-    for (int k = 1; k < 8; k++) {
+    for (int k = 1; k < NHOOKS; k++) {
         if (strcmp(hook, hook_names[k]) != 0)
             continue;
         smtp_verdict *v = &vs->v[k];
@@ -143,6 +174,15 @@ static void run_hooks(smtp_session *s, verdicts *vs, strbuf *out, strbuf *msg)
         }
         if (req->kind == HOOK_DATA_CHUNK)
             strbuf_append(msg, req->chunk, req->chunk_len);
+        if (req->kind == HOOK_AUTH) {
+            char line[900];
+            int n = snprintf(line, sizeof(line), "[auth %s authzid=%s user=%s password=%s]\n",
+                             req->mechanism, req->authzid, req->user, req->password);
+            strbuf *o = smtp_session_output(s);
+            strbuf_append(out, o->data, o->len);
+            strbuf_clear(o);
+            strbuf_append(out, line, (size_t)n);
+        }
         smtp_verdict v = vs->v[req->kind];
         if (req->kind == HOOK_MESSAGE && v.action == SV_ACCEPT) {
             strbuf *o = smtp_session_output(s);
@@ -157,9 +197,14 @@ static void run_hooks(smtp_session *s, verdicts *vs, strbuf *out, strbuf *msg)
 /* Runs the whole script feeding `step` bytes at a time (0 = all at once). */
 static void run(const script *sc, size_t step, strbuf *out)
 {
-    smtp_session_config cfg = {.hostname = "mx.test", .banner = "Posthorn", .max_line = 512,
-                               .max_data_line = 998, .max_message_size = 1000,
-                               .max_recipients = 3, .max_errors = 20};
+    smtp_session_config cfg = sc->cfg;
+    cfg.hostname = "mx.test";
+    cfg.banner = "Posthorn";
+    cfg.max_line = 512;
+    cfg.max_data_line = 998;
+    cfg.max_message_size = 1000;
+    cfg.max_recipients = 3;
+    cfg.max_errors = 20;
     smtp_session *s = smtp_session_new(&cfg);
     verdicts vs;
     memset(&vs, 0, sizeof(vs));
@@ -175,11 +220,31 @@ static void run(const script *sc, size_t step, strbuf *out)
         strbuf *o = smtp_session_output(s);
         strbuf_append(out, o->data, o->len);
         strbuf_clear(o);
+        if (smtp_session_want_tls(s)) { /* what the client sent before the handshake is dropped */
+            size_t to = pos;
+            for (int i = 0; i < sc->ntls; i++)
+                if (sc->tls_at[i] >= pos) {
+                    to = sc->tls_at[i];
+                    break;
+                }
+            if (to > pos) {
+                char note[64];
+                strbuf_append(out, note, (size_t)snprintf(note, sizeof(note),
+                                                          "[discarded %zu bytes]\n", to - pos));
+            }
+            pos = to;
+            strbuf_append(out, "[tls]\n", 6);
+            smtp_session_tls_started(s);
+            continue;
+        }
         if (pos >= sc->len || smtp_session_want_close(s))
             break;
         size_t end = sc->len;
         if (d < sc->ndirectives && sc->at[d] < end)
             end = sc->at[d];
+        for (int i = 0; i < sc->ntls; i++)
+            if (sc->tls_at[i] > pos && sc->tls_at[i] < end)
+                end = sc->tls_at[i];
         size_t n = step && end - pos > step ? step : end - pos;
         pos += smtp_session_feed(s, sc->input + pos, n);
     }
