@@ -53,7 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size -= 2;
     smtp_session_config cfg = {.hostname = "mx.test", .banner = "Posthorn", .max_line = 512,
                                .max_data_line = 998, .max_message_size = 4096,
-                               .max_recipients = 5, .max_errors = 50};
+                               .max_recipients = 5, .max_errors = 50,
+                               /* the seed picks which of STARTTLS and AUTH are on */
+                               .starttls = seed & 1, .auth = seed & 2,
+                               .auth_insecure = seed & 4, .require_auth = seed & 8,
+                               .require_tls = (seed & 16) && (seed & 1)};
     smtp_session *s = smtp_session_new(&cfg);
     if (!s)
         return 0;
@@ -71,6 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         strbuf *o = smtp_session_output(s);
         check_output(o);
         strbuf_clear(o);
+        if (smtp_session_want_tls(s))
+            smtp_session_tls_started(s); /* as if the handshake succeeded at once */
         if (pos >= size || smtp_session_want_close(s))
             break;
         size_t n = size - pos < step ? size - pos : step;
