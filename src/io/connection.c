@@ -571,7 +571,7 @@ void ph_connection_close(posthorn_session *s)
     smtp_session_closed(s->core);
     run_notes(s);
     set_reading(s, false);
-    if (!output_pending(s)) {
+    if (!output_pending(s) || s->handshaking) { /* mid-handshake nothing can be said */
         ph_connection_free_later(s);
         return;
     }
@@ -590,6 +590,8 @@ void ph_connection_free_later(posthorn_session *s)
         run_notes(s);
     }
     posthorn_server *srv = s->srv;
+    if (s->tls && !s->handshaking)
+        ph_tls_close_notify(s->tls); /* a TLS client can tell a clean end from a cut */
     ph_hooks_disconnect(s);
     ph_session_unregister(srv, s);
     if (s->counted_ip)

@@ -34,6 +34,7 @@ struct ph_tls_ctx {
 
 struct ph_tls {
     SSL *ssl;
+    bool failed; /* a fatal error happened: no close_notify */
     ph_tls_ctx *ctx;
     char err[160];
 };
@@ -235,6 +236,7 @@ static int map_result(ph_tls *t, int r, const char *what)
         return 0;
     default:
         take_openssl_error(t->err, sizeof(t->err), what);
+        t->failed = true;
         return PH_TLS_ERROR;
     }
 }
@@ -265,6 +267,14 @@ ssize_t ph_tls_write(ph_tls *t, const void *buf, size_t len)
         return (ssize_t)put;
     int m = map_result(t, r, "write");
     return m == 0 ? PH_TLS_ERROR : m;
+}
+
+void ph_tls_close_notify(ph_tls *t)
+{
+    if (t->failed || !SSL_is_init_finished(t->ssl))
+        return; /* after a fatal error OpenSSL must not be asked for more */
+    SSL_shutdown(t->ssl);
+    ERR_clear_error();
 }
 
 bool ph_tls_pending(const ph_tls *t)

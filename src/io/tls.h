@@ -54,6 +54,9 @@ int ph_tls_handshake(ph_tls *t);
 ssize_t ph_tls_read(ph_tls *t, void *buf, size_t len);
 /* Bytes written (> 0; may be fewer than len), or PH_TLS_* */
 ssize_t ph_tls_write(ph_tls *t, const void *buf, size_t len);
+/* Sends close_notify (one non-blocking attempt) before the socket is closed; harmless after
+ * an error. */
+void ph_tls_close_notify(ph_tls *t);
 /* True if decrypted bytes wait inside the TLS layer (no socket event will announce them). */
 bool ph_tls_pending(const ph_tls *t);
 

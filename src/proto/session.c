@@ -555,10 +555,10 @@ static void cmd_help(smtp_session *s, const smtp_command *c)
 
 static void cmd_starttls(smtp_session *s, const smtp_command *c)
 {
+    if (s->tls)
+        return protocol_error(s, R_BAD_SEQUENCE); /* TLS is already on (also implicit TLS) */
     if (!s->cfg.starttls)
         return protocol_error(s, R_NOT_IMPLEMENTED);
-    if (s->tls)
-        return protocol_error(s, R_BAD_SEQUENCE); /* TLS is already on */
     if (c->arg_len)
         return protocol_error(s, R_NO_ARGS);
     reply_id(s, R_TLS_READY, NULL);

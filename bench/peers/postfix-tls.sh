@@ -1,0 +1,106 @@
+#!/bin/bash
+# Postfix with STARTTLS as a benchmark peer: a private instance (own config dir, queue and data
+# directory, `master -c $CONF`), never touching /etc/postfix or the Debian instance. Same approach
+# as ../../../shared/bench/peers/postfix.sh ("discard" variant), plus TLS with the certificate and
+# key given in the environment (the same files Posthorn gets).
+#
+# usage: BENCH_TLS_CERT=cert.pem BENCH_TLS_KEY=key.pem postfix-tls.sh VARIANT start PORT
+#        postfix-tls.sh VARIANT queued | reset | clean
+#   VARIANT disk  : smtpd -> cleanup (queue file fsync'd before 250) -> qmgr -> discard(8),
+#                   queue under $BENCH_STATE (/var/tmp/smtpbench) on disk
+#           tmpfs : the same with the queue in /dev/shm (fsync is ~free: shows the CPU cost alone)
+#   queued: messages still in the queue; reset: nothing to wipe (discard); clean: remove the
+#   instance's state (queue, config, logs) - only when it is stopped.
+#
+# TLS settings (all else Postfix 3.7 defaults): smtpd_tls_security_level = may (STARTTLS offered,
+# not required), cert/key files as given, smtpd_tls_loglevel = 0, no TLS session cache database
+# (the default; smtpd_tls_session_cache_database is empty), session tickets as by default
+# (smtpd_tls_session_cache_timeout = 3600s, ticket keys from tlsmgr(8), which is in master.cf).
+# The benchmark client does not resume, so the cache only matters for the tickets the server
+# issues. Processes: default_process_limit = 200 (smtpd maxproc "-"), so 50 parallel sessions
+# never wait for a free smtpd; max_use stays 100 (default), so smtpd processes are reused.
+set -euo pipefail
+VARIANT=$1; CMD=$2; PORT=${3:-2610}
+case "$VARIANT" in
+  disk)  STATE=${BENCH_STATE:-/var/tmp/smtpbench}/postfix-tls-disk; QUEUE=$STATE/queue ;;
+  tmpfs) STATE=${BENCH_STATE:-/var/tmp/smtpbench}/postfix-tls-tmpfs
+         QUEUE=/dev/shm/smtpbench-postfix-tls-tmpfs/queue ;;
+  *) echo "unknown variant $VARIANT (disk or tmpfs)" >&2; exit 2 ;;
+esac
+CONF=$STATE/conf
+
+count_queue() {
+  local n=0
+  for d in incoming active deferred maildrop hold; do
+    [ -d "$QUEUE/$d" ] && n=$((n + $(find "$QUEUE/$d" -type f 2>/dev/null | wc -l)))
+  done
+  echo $n
+}
+
+case "$CMD" in
+queued) count_queue; exit 0 ;;
+reset)  exit 0 ;;
+clean)  rm -rf "$STATE"
+        if [ "$VARIANT" = tmpfs ]; then rm -rf "$(dirname "$QUEUE")"; fi
+        exit 0 ;;
+start)  ;;
+*) echo "usage: $0 VARIANT start PORT|queued|reset|clean" >&2; exit 2 ;;
+esac
+: "${BENCH_TLS_CERT:?set BENCH_TLS_CERT}" "${BENCH_TLS_KEY:?set BENCH_TLS_KEY}"
+
+mkdir -p "$CONF" "$STATE/data" "$QUEUE"
+chown postfix "$STATE/data"
+rm -f "$STATE/maillog"
+cat > "$CONF/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $QUEUE
+data_directory = $STATE/data
+myhostname = bench.test
+mydomain = bench.test
+myorigin = bench.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+smtpd_banner = \$myhostname ESMTP bench-postfix-tls
+biff = no
+alias_maps =
+alias_database =
+local_recipient_maps =
+relay_domains =
+message_size_limit = 20971520
+maillog_file = $STATE/maillog
+default_transport = discard:bench
+relay_transport = discard:bench
+default_process_limit = 200
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $BENCH_TLS_CERT
+smtpd_tls_key_file = $BENCH_TLS_KEY
+smtpd_tls_loglevel = 0
+CF
+cat > "$CONF/master.cf" <<CF
+127.0.0.1:$PORT inet n - n - - smtpd
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+CF
+# create/repair queue dirs with the right owners (idempotent)
+/usr/sbin/postfix -c "$CONF" set-permissions create-missing >/dev/null 2>&1 || \
+  /usr/lib/postfix/sbin/post-install config_directory="$CONF" create-missing >/dev/null
+exec /usr/lib/postfix/sbin/master -c "$CONF" -s
