@@ -141,7 +141,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     posthorn_server *srv = arg;
     uint64_t now = ph_now_ms();
-    bool deadline = srv->shutting_down && now >= srv->shutdown_deadline_ms;
+    bool closing = srv->shutting_down && !srv->draining;
+    bool deadline = closing && now >= srv->shutdown_deadline_ms;
     posthorn_session *next;
     for (posthorn_session *s = srv->sessions; s; s = next) {
         next = s->next;
@@ -149,7 +150,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         bool expired = s->limits->session_timeout_ms &&
                        now - s->started_ms >= s->limits->session_timeout_ms;
-        if (expired || deadline || (srv->shutting_down && smtp_session_is_idle(s->core))) {
+        if (expired || deadline || (closing && smtp_session_is_idle(s->core))) {
             ph_log(srv, POSTHORN_LOG_INFO, "event=timeout sid=%016llx reason=%s",
                    (unsigned long long)s->id, expired ? "session" : "shutdown");
             smtp_session_abort(s->core, expired ? R_TIMEOUT : R_SHUTDOWN);
@@ -322,15 +323,27 @@ void ph_check_shutdown_done(posthorn_server *srv)
         event_base_loopbreak(srv->base);
 }
 
+void posthorn_server_drain(posthorn_server *srv, void (*done)(posthorn_server *, void *),
+                           void *arg)
+{
+    srv->draining = true;
+    srv->drain_requested_now = true;
+    posthorn_server_shutdown(srv, done, arg);
+}
+
 void posthorn_server_shutdown(posthorn_server *srv, void (*done)(posthorn_server *, void *),
                               void *arg)
 {
+    if (srv->shutting_down && srv->draining && !srv->drain_requested_now)
+        srv->draining = false; /* a real shutdown after a drain: now close idle sessions */
+    srv->drain_requested_now = false;
     srv->shutting_down = true;
     srv->shutdown_done = done;
     srv->shutdown_arg = arg;
     srv->shutdown_deadline_ms = ph_now_ms() + srv->limits.shutdown_grace_ms;
     ph_listeners_stop(srv); /* new clients are refused by the kernel, not left waiting */
-    ph_log(srv, POSTHORN_LOG_INFO, "event=shutdown sessions=%u", srv->nsessions);
+    ph_log(srv, POSTHORN_LOG_INFO, "event=%s sessions=%u", srv->draining ? "drain" : "shutdown",
+           srv->nsessions);
     sweep_cb(-1, 0, srv); /* closes idle sessions now */
     struct timeval tick = {0, 200000};
     event_add(srv->sweeper, &tick);

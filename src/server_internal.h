@@ -93,6 +93,8 @@ struct posthorn_server {
     char *rbuf;                  /* shared read buffer: input is fed from here, zero-copy */
     pid_t pid;
     bool shutting_down;
+    bool draining;               /* shutting down without closing sessions */
+    bool drain_requested_now;
     uint64_t shutdown_deadline_ms;
     void (*shutdown_done)(posthorn_server *, void *);
     void *shutdown_arg;

@@ -48,8 +48,7 @@ start)  ;;
 esac
 : "${BENCH_TLS_CERT:?set BENCH_TLS_CERT}" "${BENCH_TLS_KEY:?set BENCH_TLS_KEY}"
 
-mkdir -p "$CONF" "$STATE/data" "$QUEUE"
-chown postfix "$STATE/data"
+mkdir -p "$CONF"
 rm -f "$STATE/maillog"
 cat > "$CONF/main.cf" <<CF
 compatibility_level = 3.6
@@ -100,7 +99,14 @@ anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 CF
-# create/repair queue dirs with the right owners (idempotent)
-/usr/sbin/postfix -c "$CONF" set-permissions create-missing >/dev/null 2>&1 || \
-  /usr/lib/postfix/sbin/post-install config_directory="$CONF" create-missing >/dev/null
+# Queue directories with the owners and modes of /etc/postfix/postfix-files (idempotent). Done by
+# hand: `postfix -c DIR set-permissions` and post-install refuse a config directory that is not
+# listed in /etc/postfix/main.cf (absent on a "No configuration" install), and we must not edit it.
+install -d -o root -g root -m 755 "$QUEUE" "$QUEUE/pid"
+for d in active bounce corrupt defer deferred flush hold incoming private saved trace; do
+  install -d -o postfix -g root -m 700 "$QUEUE/$d"
+done
+install -d -o postfix -g postdrop -m 730 "$QUEUE/maildrop"
+install -d -o postfix -g postdrop -m 710 "$QUEUE/public"
+install -d -o postfix -m 700 "$STATE/data"
 exec /usr/lib/postfix/sbin/master -c "$CONF" -s

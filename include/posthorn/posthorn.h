@@ -262,6 +262,13 @@ int posthorn_server_run(posthorn_server *srv);
 void posthorn_server_shutdown(posthorn_server *srv, void (*done)(posthorn_server *, void *),
                               void *arg);
 
+/*
+ * Like posthorn_server_shutdown, but sessions are not cut short: every session goes on until
+ * the client ends it or a timeout does (for replacing a worker without dropping anyone).
+ */
+void posthorn_server_drain(posthorn_server *srv, void (*done)(posthorn_server *, void *),
+                           void *arg);
+
 /* Current number of open sessions. */
 unsigned posthorn_server_session_count(posthorn_server *srv);
 

@@ -28,6 +28,15 @@ static void shutdown_done(posthorn_server *srv, void *arg)
     event_base_loopbreak(arg);
 }
 
+static void drain_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    posthorn_server *srv = arg;
+    logbuf_now(POSTHORN_LOG_INFO, "event=retiring pid=%d", (int)getpid());
+    posthorn_server_drain(srv, shutdown_done, posthorn_server_base(srv));
+}
+
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -142,6 +151,8 @@ static int serve(const runner_config *rc, const int *fds)
     struct event *term = evsignal_new(base, SIGTERM, signal_cb, srv);
     struct event *intr = evsignal_new(base, SIGINT, signal_cb, srv);
     struct event *hup = evsignal_new(base, SIGHUP, hup_cb, srv);
+    struct event *usr2 = evsignal_new(base, SIGUSR2, drain_cb, srv);
+    event_add(usr2, NULL);
     event_add(term, NULL);
     event_add(intr, NULL);
     event_add(hup, NULL);
@@ -150,6 +161,7 @@ static int serve(const runner_config *rc, const int *fds)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR2);
     sigprocmask(SIG_UNBLOCK, &stop, NULL); /* a signal that came early is delivered now */
     logbuf_start(base);
     event_base_dispatch(base);
@@ -157,6 +169,7 @@ static int serve(const runner_config *rc, const int *fds)
     event_free(term);
     event_free(intr);
     event_free(hup);
+    event_free(usr2);
     posthorn_server_free(srv);
     event_base_free(base);
     return 0;
@@ -202,9 +215,53 @@ static void reap_all(pid_t *pids, unsigned n, unsigned grace_ms)
     }
 }
 
+/* Workers that run as an unprivileged user cannot read root-only keys again: a reload then
+ * means new workers (loading the certificates as root, then dropping privileges) and a
+ * graceful stop of the old ones, which finish their sessions on the shared sockets. */
+static bool reload_by_replacing(const runner_config *rc)
+{
+    return rc->run_as_user && geteuid() == 0;
+}
+
+static void replace_workers(const runner_config *rc, const int *fds, const sigset_t *old,
+                            pid_t *pids, unsigned n, pid_t *retired, unsigned *nretired)
+{
+    for (unsigned i = 0; i < n; i++) {
+        pid_t fresh = start_worker(rc, fds, old);
+        if (fresh < 0)
+            continue; /* keep the old worker: better old certificates than no service */
+        kill(pids[i], SIGUSR2); /* stop accepting; sessions in progress run to their end */
+        if (*nretired < MAX_WORKERS * 4)
+            retired[(*nretired)++] = pids[i];
+        pids[i] = fresh;
+    }
+    logbuf_now(POSTHORN_LOG_INFO, "event=tls_reload result=workers_replaced workers=%u", n);
+}
+
+/* A worker that ended: restart it if it was serving, forget it if it was retiring. */
+static void worker_ended(const runner_config *rc, const int *fds, const sigset_t *old,
+                         pid_t p, int status, pid_t *pids, unsigned n, pid_t *retired,
+                         unsigned *nretired)
+{
+    for (unsigned i = 0; i < *nretired; i++)
+        if (retired[i] == p) {
+            retired[i] = retired[--(*nretired)];
+            return;
+        }
+    for (unsigned i = 0; i < n; i++) {
+        if (pids[i] != p)
+            continue;
+        logbuf_now(POSTHORN_LOG_ERROR, "event=worker_died pid=%d status=%d", (int)p, status);
+        sleep(1); /* no tight restart loop if workers keep dying */
+        pids[i] = start_worker(rc, fds, old);
+    }
+}
+
 static int supervise(const runner_config *rc, const int *fds)
 {
     pid_t pids[MAX_WORKERS] = {0};
+    pid_t retired[MAX_WORKERS * 4 + MAX_WORKERS] = {0};
+    unsigned nretired = 0;
     unsigned n = rc->workers > MAX_WORKERS ? MAX_WORKERS : rc->workers;
     sigset_t set, old;
     sigemptyset(&set);
@@ -220,6 +277,10 @@ static int supervise(const runner_config *rc, const int *fds)
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
+        if (sig == SIGHUP && reload_by_replacing(rc)) {
+            replace_workers(rc, fds, &old, pids, n, retired, &nretired);
+            continue;
+        }
         if (sig == SIGHUP) {
             stop_workers(pids, n, SIGHUP); /* each worker reloads its certificates */
             continue;
@@ -228,21 +289,15 @@ static int supervise(const runner_config *rc, const int *fds)
             break;
         int status;
         pid_t p;
-        while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
-            for (unsigned i = 0; i < n; i++) {
-                if (pids[i] != p)
-                    continue;
-                logbuf_now(POSTHORN_LOG_ERROR, "event=worker_died pid=%d status=%d", (int)p,
-                           status);
-                sleep(1); /* no tight restart loop if workers keep dying */
-                pids[i] = start_worker(rc, fds, &old);
-            }
-        }
+        while ((p = waitpid(-1, &status, WNOHANG)) > 0)
+            worker_ended(rc, fds, &old, p, status, pids, n, retired, &nretired);
     }
     for (unsigned i = 0; i < rc->nlisten; i++)
         close(fds[i]); /* only the workers hold the sockets now */
-    stop_workers(pids, n, SIGTERM);
-    reap_all(pids, n, rc->options->limits.shutdown_grace_ms);
+    for (unsigned i = 0; i < n; i++)
+        retired[nretired++] = pids[i];
+    stop_workers(retired, nretired, SIGTERM);
+    reap_all(retired, nretired, rc->options->limits.shutdown_grace_ms);
     return 0;
 }
 
@@ -282,6 +337,7 @@ int runner_run(const runner_config *rc)
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGUSR2);
     sigprocmask(SIG_BLOCK, &stop, NULL);
     int *fds = calloc(rc->nlisten ? rc->nlisten : 1, sizeof(int));
     if (!fds)
@@ -307,9 +363,11 @@ int runner_run(const runner_config *rc)
             logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s:%d", host, port);
         }
     }
-    if (rc->workers > 1 && check_listeners(rc, fds) < 0)
+    /* a privileged supervisor whenever workers drop root: it can reload certificates */
+    bool forked = rc->workers > 1 || reload_by_replacing(rc);
+    if (forked && check_listeners(rc, fds) < 0)
         goto out; /* e.g. a bad certificate: say so once instead of restarting workers */
-    status = rc->workers > 1 ? supervise(rc, fds) : serve(rc, fds);
+    status = forked ? supervise(rc, fds) : serve(rc, fds);
 out:
     if (status != 0 || bound < rc->nlisten) /* on success serve/supervise closed them */
         for (unsigned i = 0; i < bound; i++)

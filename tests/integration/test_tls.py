@@ -227,6 +227,19 @@ class StartTLS(TLSCase):
         ev = self.d.wait_log("tls")
         self.assertEqual((ev[0].get("version"), ev[0].get("cipher")), (version, cipher))
 
+    def test_sni_cannot_forge_log_fields(self):
+        """The client-chosen SNI name must not add keys to the event=tls key=value line."""
+        c = self.raw(self.d)
+        self.ehlo(c)
+        c.starttls(client_context(verify=False), "evil.example version=SSLv2 cipher=NULL")
+        self.ehlo(c)
+        self.d.wait_log("tls")
+        lines = [l for l in self.d.stderr_text().splitlines() if "event=tls " in l]
+        self.assertEqual(len(lines), 1, lines)
+        for key in ("version", "cipher", "sni"):
+            self.assertEqual(len(re.findall(r"(?:^| )%s=" % key, lines[0])), 1,
+                             "forged %s= field in the log line: %s" % (key, lines[0]))
+
     def test_plain_message_has_no_tls(self):
         c = self.raw(self.d)
         self.ehlo(c)
@@ -253,14 +266,20 @@ class StartTLS(TLSCase):
         self.check_tls_message(qid, "TLSv1.2", cipher)
 
     def test_tls11_refused_and_logged(self):
-        c = self.raw(self.d)
+        """The minimum protocol is TLS 1.2: a TLS 1.1-only client gets a protocol_version
+        alert, on both kinds of listener, and the failure is logged."""
+        for n, extra in enumerate(([], ["-starttls", "smtp"]), 1):
+            port = self.d.port if extra else self.d.tls_addr[1]
+            with self.subTest(starttls=bool(extra)):
+                rc, out = run_tool([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % port,
+                                    "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", "-quiet"]
+                                   + extra, input=b"", timeout=15)
+                self.assertNotEqual(rc, 0, "TLS 1.1 handshake succeeded:\n" + out)
+                self.assertIn("protocol version", out)
+                self.d.wait_log("tls_failed", n=n)
+        # and the server is fine afterwards
+        c = self.tls_raw()
         self.ehlo(c)
-        self.assertReply(c.cmd("STARTTLS"), 220, "2.0.0")
-        rc, out = run_tool([OPENSSL, "s_client", "-connect", "127.0.0.1:%d" % self.d.tls_addr[1],
-                            "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", "-quiet"], input=b"")
-        self.assertNotEqual(rc, 0, "TLS 1.1 handshake succeeded (minimum is TLS 1.2):\n" + out)
-        self.d.wait_log("tls_failed")
-        c.close()
 
     def test_garbage_instead_of_handshake(self):
         c = self.raw(self.d)
@@ -392,6 +411,28 @@ class Implicit(TLSCase):
         # the stalled connections are still pending (handshake timeout 30 s): no reply, no close
         for st in stalled:
             self.assertTrue(st.no_data_within(0.05), "stalled connection answered: %r" % st.buf)
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(have_ipv6_loopback(), "no ::1")
+class IPv6(PosthornTestCase):
+
+    def test_selfsigned_verifies_for_ipv6_literal(self):
+        d = self.start_sink("--tls", listen=("[::1]:0",))
+        ctx = client_context(d.selfsigned()["cert"])
+        c = self.raw(("::1", d.tcp_addresses()[0][1]))
+        self.ehlo(c)
+        c.starttls(ctx, "::1")
+        self.ehlo(c)
+        self.transaction(c)
 
 
 class ShutdownDuringHandshake(PosthornTestCase):
@@ -616,6 +657,7 @@ class OpenSSLClient(TLSCase):
         if not greeted:
             p.expect(r"^220 ")
         p.send("EHLO openssl.example\n")
+        p.expect(r"^250-" + HOST)  # with -starttls, s_client itself printed "250 STARTTLS"
         p.expect(r"^250 ")
         p.send("MAIL FROM:<a@example.com>\n")
         p.expect(r"^250 2\.1\.0")

@@ -1,0 +1,635 @@
+/*
+ * config_table.c - the parameter table of posthorn.conf(5) (name, scope, type, default, bounds,
+ * help), the value types (parsing and printing of string, path, bool, uint, size, duration,
+ * enum and list values, with their extra checks) and the cross-field checks run once every
+ * listener is resolved. The line parser, resolution and `dump` are in config.c; the two share
+ * config_internal.h.
+ *
+ * Owns no state: the table is read-only; slots belong to the ph_config they are in. A value that
+ * is not acceptable is refused with the reason (BAD), never clamped; a value parser out of
+ * memory returns NOMEM and leaves the value as it was. The checks fail by adding
+ * "FILE:LINE: message" errors.
+ * Needs only libc (no libevent): the unit test and the fuzzer link it with config.c alone.
+ */
+#ifndef _GNU_SOURCE
+#define _POSIX_C_SOURCE 200809L /* strdup, strndup when built standalone */
+#endif
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/config_internal.h"
+
+/* ---- value checks ----------------------------------------------------------------------- */
+
+static bool host_ok(const char *s, size_t n)
+{
+    if (n > 253 || !only_chars(s, n, ".-") || s[0] == '.' || s[0] == '-' || s[n - 1] == '.')
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (s[i] == '.' && s[i - 1] == '.')
+            return false;
+    return true;
+}
+
+static const char *check_hostname(const char *s)
+{
+    return !*s || host_ok(s, strlen(s)) ? NULL : "not a host name (letters, digits, '-', '.')";
+}
+
+/* The banner goes into the 220 reply: printable ASCII, short enough for one reply line. */
+static const char *check_banner(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if (*p < 0x20 || *p > 0x7e)
+            return "only printable ASCII is allowed in a reply";
+    return strlen(s) > 200 ? "longer than 200 characters" : NULL;
+}
+
+static const char *check_account(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return NULL;
+    return n <= 32 && s[0] != '-' && only_chars(s, n, "._-") ? NULL : "not a user or group name";
+}
+
+static const char *check_port(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 5 || strspn(s, "0123456789") != n || strtoul(s, NULL, 10) > 65535)
+        return "bad port (0..65535)";
+    return NULL;
+}
+
+static const char *check_listen(const char *s)
+{
+    if (strncmp(s, "unix:", 5) == 0) {
+        if (s[5] != '/')
+            return "a unix socket path must be absolute (unix:/path)";
+        return strlen(s + 5) < 108 ? NULL : "unix socket path longer than 107 bytes";
+    }
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        char host[INET6_ADDRSTRLEN];
+        struct in6_addr a;
+        size_t n = close ? (size_t)(close - s - 1) : 0;
+        if (!close || close[1] != ':' || n >= sizeof(host))
+            return "expected [IPv6]:PORT";
+        memcpy(host, s + 1, n);
+        host[n] = '\0';
+        return inet_pton(AF_INET6, host, &a) == 1 ? check_port(close + 2) : "bad IPv6 address";
+    }
+    const char *colon = strrchr(s, ':');
+    if (!colon)
+        return "expected HOST:PORT, [IPv6]:PORT, *:PORT or unix:/path";
+    size_t n = (size_t)(colon - s);
+    if (!(n == 1 && s[0] == '*') && !host_ok(s, n))
+        return "bad host (an IPv4 address, a host name, [IPv6] or *)";
+    return check_port(colon + 1);
+}
+
+/* NAME:CERTFILE:KEYFILE, exactly three non-empty parts. */
+static const char *check_sni(const char *s)
+{
+    const char *a = strchr(s, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+    if (!a || !b || strchr(b + 1, ':') || a == s || b == a + 1 || !b[1])
+        return "expected NAME:CERTFILE:KEYFILE";
+    return only_chars(s, (size_t)(a - s), ".-*") ? NULL : "bad server name before the first ':'";
+}
+
+/* ---- the parameter table ---------------------------------------------------------------- */
+
+static const char *const w_level[] = {"error", "warn", "info", "debug", NULL};
+static const char *const w_target[] = {"stderr", "syslog", NULL};
+static const char *const w_delivery[] = {"store", "discard", NULL};
+static const char *const w_role[] = {"mx", "submission", "submissions", NULL};
+static const char *const w_tls[] = {"none", "starttls", "implicit", NULL};
+static const char *const w_auth[] = {"none", "tls", "insecure", NULL};
+static const char *const w_version[] = {"TLSv1.2", "TLSv1.3", NULL};
+
+#define G(f) .scope = S_GLOBAL, .offset = offsetof(ph_config_global, f)
+#define B(f) .scope = S_BOTH, .offset = offsetof(ph_config_shared, f)
+#define L(f) .scope = S_LISTENER, .offset = offsetof(ph_config_listener, f)
+#define SEC 1000ull
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+const param ph_cfg_params[] = {
+    {.name = "hostname", .type = T_STRING, G(hostname), .def = "", .check = check_hostname,
+     .help = "name in the banner, EHLO reply and Received: (empty: the machine's host name)"},
+    {.name = "banner", .type = T_STRING, G(banner), .def = "Posthorn", .check = check_banner,
+     .help = "text after \"220 HOSTNAME ESMTP\" in the greeting"},
+    {.name = "user", .type = T_STRING, G(user), .def = "", .check = check_account,
+     .help = "user to switch to after binding the listeners (empty: no privilege drop)"},
+    {.name = "group", .type = T_STRING, G(group), .def = "", .check = check_account,
+     .help = "group to switch to (empty: the user's primary group)"},
+    {.name = "workers", .type = T_UINT, G(workers), .def = "1", .min = 1, .max = 64,
+     .help = "worker processes, each with its own event loop"},
+    {.name = "log_level", .type = T_ENUM, G(log_level), .def = "info", .words = w_level,
+     .help = "least important log lines written"},
+    {.name = "log_target", .type = T_ENUM, G(log_target), .def = "stderr", .words = w_target,
+     .help = "where log lines go"},
+    {.name = "delivery", .type = T_ENUM, G(delivery), .def = "store", .words = w_delivery,
+     .help = "accepted messages are stored in store_dir or discarded"},
+    {.name = "store_dir", .type = T_PATH, G(store_dir), .def = "",
+     .help = "directory for accepted messages (.eml and .json); needed by delivery = store"},
+    {.name = "passwd_file", .type = T_PATH, G(passwd_file), .def = "",
+     .help = "user:crypt-hash lines checked by AUTH; needed when a listener offers AUTH"},
+    {.name = "auth_fail_limit", .type = T_UINT, G(auth_fail_limit), .def = "5", .min = 1,
+     .max = 1000, .help = "failed AUTH attempts per client address before 421 and close"},
+    {.name = "auth_fail_delay", .type = T_DURATION, G(auth_fail_delay_ms), .def = "1s",
+     .min = 0, .max = 10 * MIN, .help = "delay after a failed AUTH, doubled per further failure"},
+    {.name = "tls_sni", .type = T_LIST, G(tls_sni), .def = "", .check = check_sni,
+     .help = "more certificates chosen by SNI, NAME:CERTFILE:KEYFILE each (repeatable)"},
+    {.name = "max_connections", .type = T_UINT, G(max_connections), .def = "10000", .min = 1,
+     .max = 1000000, .help = "open sessions per worker process (421 4.7.0 beyond)"},
+
+    {.name = "max_message_size", .type = T_SIZE, B(max_message_size), .def = "32M",
+     .min = 1 << 10, .max = 1 << 30, .help = "largest message accepted (552 5.3.4 beyond)"},
+    {.name = "max_recipients", .type = T_UINT, B(max_recipients), .def = "1000", .min = 1,
+     .max = 100000, .help = "recipients per message (452 4.5.3 beyond)"},
+    {.name = "max_errors", .type = T_UINT, B(max_errors), .def = "20", .min = 1, .max = 1000,
+     .help = "protocol errors per session before 421 4.7.0 and close"},
+    {.name = "max_line", .type = T_UINT, B(max_line), .def = "512", .min = 512, .max = 65536,
+     .help = "longest command line in bytes with its CRLF (500 5.5.6 beyond)"},
+    {.name = "max_per_ip", .type = T_UINT, B(max_per_ip), .def = "100", .min = 0,
+     .max = 100000, .help = "open sessions per client address, 0 = no limit (421 4.7.0 beyond)"},
+    {.name = "idle_timeout", .type = T_DURATION, B(idle_timeout_ms), .def = "300s", .min = SEC,
+     .max = DAY, .help = "a session idle this long is closed with 421 4.4.2"},
+    {.name = "session_timeout", .type = T_DURATION, B(session_timeout_ms), .def = "1h",
+     .min = SEC, .max = 7 * DAY, .help = "longest session (421 4.4.2)"},
+    {.name = "greeting_delay", .type = T_DURATION, B(greeting_delay_ms), .def = "0", .min = 0,
+     .max = 60 * SEC, .help = "wait before the banner; clients talking first get 554 5.5.0"},
+    {.name = "shutdown_grace", .type = T_DURATION, B(shutdown_grace_ms), .def = "30s",
+     .min = 0, .max = HOUR, .help = "on SIGTERM, time messages in flight get to finish"},
+    {.name = "handshake_timeout", .type = T_DURATION, B(handshake_timeout_ms), .def = "30s",
+     .min = SEC, .max = 10 * MIN, .help = "longest TLS handshake before the connection is closed"},
+    {.name = "tls_cert", .type = T_PATH, B(tls_cert), .def = "",
+     .help = "certificate chain file (PEM)"},
+    {.name = "tls_key", .type = T_PATH, B(tls_key), .def = "",
+     .help = "private key file (PEM) of tls_cert"},
+    {.name = "tls_min_version", .type = T_ENUM, B(tls_min_version), .def = "TLSv1.2",
+     .words = w_version, .help = "oldest TLS version accepted"},
+    {.name = "tls_ciphers", .type = T_STRING, B(tls_ciphers), .def = "",
+     .help = "OpenSSL cipher list for TLS 1.2 (empty: OpenSSL's default)"},
+    {.name = "tls_ciphersuites", .type = T_STRING, B(tls_ciphersuites), .def = "",
+     .help = "OpenSSL cipher suites for TLS 1.3 (empty: OpenSSL's default)"},
+    {.name = "tls_session_tickets", .type = T_BOOL, B(tls_session_tickets), .def = "yes",
+     .help = "offer TLS session tickets (some Microsoft clients fail with them)"},
+
+    {.name = "listen", .type = T_LIST, L(listen), .def = "", .check = check_listen,
+     .help = "where to listen (required, repeatable): HOST:PORT, [IPv6]:PORT, *:PORT, unix:/path"},
+    {.name = "role", .type = T_ENUM, L(role), .def = "mx", .words = w_role,
+     .help = "mx (port 25), submission (587) or submissions (465, implicit TLS)"},
+    {.name = "tls", .type = T_ENUM, L(tls), .role_def = {-1, -1, PH_TLS_IMPLICIT}, .words = w_tls,
+     .help = "default: implicit for submissions, else starttls if tls_cert is set, else none"},
+    {.name = "require_tls", .type = T_BOOL, L(require_tls), .role_def = {0, 1, 1},
+     .help = "refuse MAIL before TLS (530 5.7.0); default: no for mx, yes otherwise"},
+    {.name = "auth", .type = T_ENUM, L(auth), .role_def = {PH_AUTH_NONE, PH_AUTH_TLS, PH_AUTH_TLS},
+     .words = w_auth, .help = "AUTH offered: never, only under TLS, or also in clear text; "
+                              "default: none for mx, tls otherwise"},
+    {.name = "require_auth", .type = T_BOOL, L(require_auth), .role_def = {0, 1, 1},
+     .help = "refuse MAIL before AUTH (530 5.7.0); default: no for mx, yes otherwise"},
+};
+
+#define NPARAMS (sizeof(ph_cfg_params) / sizeof(ph_cfg_params[0]))
+_Static_assert(NPARAMS <= PH_CONFIG_MAX_PARAMS, "raise PH_CONFIG_MAX_PARAMS");
+const size_t ph_cfg_nparams = NPARAMS;
+
+const param *ph_cfg_find_param(const char *name)
+{
+    for (size_t i = 0; i < NPARAMS; i++)
+        if (strcmp(ph_cfg_params[i].name, name) == 0)
+            return &ph_cfg_params[i];
+    return NULL;
+}
+
+static size_t param_index(const char *name)
+{
+    return (size_t)(ph_cfg_find_param(name) - ph_cfg_params);
+}
+
+/* Where parameter p lives for listener l (NULL: the global scope). */
+void *ph_cfg_slot(const ph_config *cfg, const ph_config_listener *l, const param *p)
+{
+    const void *base = p->scope == S_GLOBAL     ? (const void *)&cfg->g
+                       : p->scope == S_LISTENER ? (const void *)l
+                       : l                      ? (const void *)&l->s
+                                                : (const void *)&cfg->s;
+    return (char *)base + p->offset;
+}
+
+/* ---- value types ------------------------------------------------------------------------ */
+
+/* s for a message: at most 56 bytes of it, anything but printable ASCII as \xNN (no byte of
+ * the file can reach a terminal raw), "..." if shortened. */
+const char *ph_cfg_quote(qbuf *q, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o < 56; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c < 0x7f)
+            q->s[o++] = (char)c;
+        else
+            o += (size_t)snprintf(q->s + o, 5, "\\x%02x", c);
+    }
+    snprintf(q->s + o, sizeof(q->s) - o, "%s", *s ? "..." : "");
+    return q->s;
+}
+
+typedef struct unit {
+    const char *suffix;
+    uint64_t mul;
+} unit;
+
+/* Per numeric type: suffixes accepted (bare number last), suffixes printed (largest first,
+ * ending with a factor 1), and what the value should look like. */
+typedef struct num_format {
+    const unit *in, *out;
+    const char *shape;
+} num_format;
+
+static const unit u_plain[] = {{"", 1}, {NULL, 0}};
+static const unit u_size_in[] = {{"k", 1 << 10}, {"K", 1 << 10}, {"m", 1 << 20}, {"M", 1 << 20},
+                                 {"g", 1 << 30}, {"G", 1 << 30}, {"", 1}, {NULL, 0}};
+static const unit u_size_out[] = {{"G", 1 << 30}, {"M", 1 << 20}, {"k", 1 << 10}, {"", 1}};
+static const unit u_dur_in[] = {{"ms", 1},     {"s", SEC},   {"m", MIN},  {"h", HOUR},
+                                {"d", DAY},    {"", SEC},    {NULL, 0}};
+static const unit u_dur_out[] = {{"d", DAY}, {"h", HOUR}, {"m", MIN}, {"s", SEC}, {"ms", 1}};
+
+static const num_format num_formats[T__N] = {
+    [T_UINT] = {u_plain, u_plain, "a number"},
+    [T_SIZE] = {u_size_in, u_size_out, "a size (a number, optionally with k, M or G)"},
+    [T_DURATION] = {u_dur_in, u_dur_out,
+                    "a duration (seconds, or a number with ms, s, m, h or d)"},
+};
+
+static uint64_t num_get(ptype t, const void *slot)
+{
+    return t == T_UINT ? *(const unsigned *)slot : *(const uint64_t *)slot;
+}
+
+static void format_number(ptype t, uint64_t v, char *buf, size_t size)
+{
+    const unit *u = num_formats[t].out;
+    while (v != 0 && v % u->mul != 0)
+        u++;
+    snprintf(buf, size, "%" PRIu64 "%s", v / u->mul, v ? u->suffix : "");
+}
+
+/* Digits, then one of units' suffixes (exactly): 0; BAD if not that shape; 1 if the value
+ * overflows 64 bits (reported as out of range, like any too big number). */
+static int read_scaled(const char *v, const unit *units, uint64_t *out)
+{
+    const char *s = v;
+    while (is_digit(*s))
+        s++;
+    const unit *u = units;
+    while (u->suffix && strcmp(s, u->suffix) != 0)
+        u++;
+    if (s == v || !u->suffix)
+        return BAD;
+    uint64_t n = 0;
+    for (const char *p = v; p < s; p++)
+        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *p - '0', &n))
+            return 1;
+    return __builtin_mul_overflow(n, u->mul, out) ? 1 : 0;
+}
+
+static int parse_number(const param *p, const char *v, void *slot, char *why, size_t n)
+{
+    const num_format *f = &num_formats[p->type];
+    qbuf q;
+    uint64_t x = 0;
+    int r = read_scaled(v, f->in, &x);
+    if (r == BAD) {
+        snprintf(why, n, "'%s' is not %s", ph_cfg_quote(&q, v), f->shape);
+        return BAD;
+    }
+    if (r == 1 || x < p->min || x > p->max) {
+        char lo[32], hi[32];
+        format_number(p->type, p->min, lo, sizeof(lo));
+        format_number(p->type, p->max, hi, sizeof(hi));
+        snprintf(why, n, "'%s' is out of range (%s..%s)", ph_cfg_quote(&q, v), lo, hi);
+        return BAD;
+    }
+    if (p->type == T_UINT)
+        *(unsigned *)slot = (unsigned)x; /* max <= UINT_MAX by the table */
+    else
+        *(uint64_t *)slot = x;
+    return 0;
+}
+
+static void print_number(const param *p, const void *slot, FILE *out)
+{
+    char buf[32];
+    format_number(p->type, num_get(p->type, slot), buf, sizeof(buf));
+    fputs(buf, out);
+}
+
+static int parse_string(const param *p, const char *v, void *slot, char *why, size_t n)
+{
+    const char *bad = strlen(v) > PH_CONFIG_MAX_VALUE ? "longer than 4096 bytes"
+                      : p->check                       ? p->check(v)
+                                                       : NULL;
+    qbuf q;
+    if (bad) {
+        snprintf(why, n, "'%s': %s", ph_cfg_quote(&q, v), bad);
+        return BAD;
+    }
+    char *copy = strdup(v);
+    if (!copy)
+        return NOMEM;
+    free(*(char **)slot);
+    *(char **)slot = copy;
+    return 0;
+}
+
+static void print_string(const param *p, const void *slot, FILE *out)
+{
+    (void)p;
+    fputs(*(char *const *)slot, out);
+}
+
+static const struct {
+    const char *word;
+    bool value;
+} bool_words[] = {{"yes", true}, {"no", false}, {"true", true}, {"false", false},
+                  {"on", true},  {"off", false}, {"1", true},   {"0", false}};
+
+static int parse_bool(const param *p, const char *v, void *slot, char *why, size_t n)
+{
+    qbuf q;
+    (void)p;
+    for (size_t i = 0; i < sizeof(bool_words) / sizeof(bool_words[0]); i++)
+        if (strcasecmp(v, bool_words[i].word) == 0) {
+            *(bool *)slot = bool_words[i].value;
+            return 0;
+        }
+    snprintf(why, n, "'%s' is not yes or no (also true/false, on/off, 1/0)", ph_cfg_quote(&q, v));
+    return BAD;
+}
+
+static void print_bool(const param *p, const void *slot, FILE *out)
+{
+    (void)p;
+    fputs(*(const bool *)slot ? "yes" : "no", out);
+}
+
+static void join_words(const char *const *w, const char *sep, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; w[i] && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? sep : "", w[i]);
+}
+
+static int parse_enum(const param *p, const char *v, void *slot, char *why, size_t n)
+{
+    char words[96];
+    qbuf q;
+    for (int i = 0; p->words[i]; i++)
+        if (strcasecmp(v, p->words[i]) == 0) {
+            *(int *)slot = i;
+            return 0;
+        }
+    join_words(p->words, ", ", words, sizeof(words));
+    snprintf(why, n, "'%s' is not one of %s", ph_cfg_quote(&q, v), words);
+    return BAD;
+}
+
+static void print_enum(const param *p, const void *slot, FILE *out)
+{
+    fputs(p->words[*(const int *)slot], out);
+}
+
+static void list_release(ph_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Next word of a list value (separated by blanks and/or commas): its start, or NULL. */
+static const char *next_word(const char *s, size_t *len)
+{
+    s += strspn(s, " \t,");
+    *len = strcspn(s, " \t,");
+    return *len ? s : NULL;
+}
+
+/* Appends every word or, if one is bad or the list would grow too long, none. */
+static int parse_list(const param *p, const char *v, void *slot, char *why, size_t n)
+{
+    ph_strlist *l = slot;
+    size_t count = 0, len, k = 0;
+    for (const char *s = v; (s = next_word(s, &len)); s += len)
+        count++;
+    if (count == 0)
+        return 0;
+    if (count > PH_CONFIG_MAX_LIST - l->n) {
+        snprintf(why, n, "more than %d entries", PH_CONFIG_MAX_LIST);
+        return BAD;
+    }
+    char **grown = realloc(l->v, (l->n + count) * sizeof(*grown));
+    if (!grown)
+        return NOMEM;
+    l->v = grown;
+    for (const char *s = v; (s = next_word(s, &len)); s += len, k++) {
+        char *w = strndup(s, len);
+        const char *bad = !w                          ? NULL
+                          : len > PH_CONFIG_MAX_VALUE ? "longer than 4096 bytes"
+                          : p->check                  ? p->check(w)
+                                                      : NULL;
+        qbuf q;
+        if (!w || bad) {
+            if (bad)
+                snprintf(why, n, "'%s': %s", ph_cfg_quote(&q, w), bad);
+            free(w);
+            while (k > 0)
+                free(l->v[l->n + --k]);
+            return bad ? BAD : NOMEM;
+        }
+        l->v[l->n + k] = w;
+    }
+    l->n += count;
+    return 0;
+}
+
+static void print_list(const param *p, const void *slot, FILE *out)
+{
+    const ph_strlist *l = slot;
+    (void)p;
+    for (size_t i = 0; i < l->n; i++)
+        fprintf(out, "%s%s", i ? " " : "", l->v[i]);
+}
+
+const type_ops ph_cfg_types[T__N] = {
+    [T_STRING] = {"string", sizeof(char *), parse_string, print_string, true},
+    [T_PATH] = {"path", sizeof(char *), parse_string, print_string, true},
+    [T_BOOL] = {"bool", sizeof(bool), parse_bool, print_bool, false},
+    [T_UINT] = {"uint", sizeof(unsigned), parse_number, print_number, false},
+    [T_SIZE] = {"size", sizeof(uint64_t), parse_number, print_number, false},
+    [T_DURATION] = {"duration", sizeof(uint64_t), parse_number, print_number, false},
+    [T_ENUM] = {"enum", sizeof(int), parse_enum, print_enum, false},
+    [T_LIST] = {"list", sizeof(ph_strlist), parse_list, print_list, true},
+};
+
+void ph_cfg_release_value(const param *p, void *slot)
+{
+    if (p->type == T_LIST) {
+        list_release(slot);
+    } else if (p->type == T_STRING || p->type == T_PATH) {
+        free(*(char **)slot);
+        *(char **)slot = NULL;
+    }
+}
+
+/* dst = src for one parameter; deep copies. -1 if out of memory. */
+int ph_cfg_copy_value(const param *p, void *dst, const void *src)
+{
+    ph_cfg_release_value(p, dst);
+    if (p->type == T_STRING || p->type == T_PATH)
+        return (*(char **)dst = strdup(*(char *const *)src)) ? 0 : -1;
+    if (p->type == T_LIST) {
+        const ph_strlist *from = src;
+        for (size_t i = 0; i < from->n; i++)
+            if (parse_list(p, from->v[i], dst, NULL, 0) != 0)
+                return -1;
+        return 0;
+    }
+    memcpy(dst, src, ph_cfg_types[p->type].size);
+    return 0;
+}
+
+void ph_cfg_describe_values(const param *p, char *buf, size_t size)
+{
+    char lo[32], hi[32];
+    buf[0] = '\0';
+    if (p->words) {
+        join_words(p->words, " | ", buf, size);
+    } else if (p->type == T_BOOL) {
+        snprintf(buf, size, "yes | no");
+    } else if (num_formats[p->type].in) {
+        format_number(p->type, p->min, lo, sizeof(lo));
+        format_number(p->type, p->max, hi, sizeof(hi));
+        snprintf(buf, size, "%s..%s", lo, hi);
+    }
+}
+
+/* ---- cross-field checks ----------------------------------------------------------------- */
+
+typedef struct check_state {
+    const ph_config *cfg;
+    ph_config_errors *errs;
+    bool sections; /* a section header was seen */
+} check_state;
+
+#define perr(st, line, ...) ph_cfg_errs_add((st)->errs, (st)->cfg->file, (line), __VA_ARGS__)
+
+static unsigned set_line_of(const unsigned *set, const char *key)
+{
+    return set[param_index(key)];
+}
+
+/* Where to point for a listener problem about keys a and b: the line that set a, else the one
+ * that set b, else the section header. */
+static unsigned where(const ph_config_listener *l, const char *a, const char *b)
+{
+    unsigned line = set_line_of(l->set_line, a);
+    if (!line && b)
+        line = set_line_of(l->set_line, b);
+    return line ? line : l->line;
+}
+
+/* " (the default for role X)" when key was not set in the section, else "". */
+static const char *by_default(const ph_config_listener *l, const char *key)
+{
+    static const char *const note[] = {" (the default for role mx)",
+                                       " (the default for role submission)",
+                                       " (the default for role submissions)"};
+    return set_line_of(l->set_line, key) ? "" : note[l->role];
+}
+
+static void check_listen_set(check_state *st, const ph_config_listener *l)
+{
+    if (l->listen.n == 0)
+        perr(st, l->line, "listener '%s' has no listen address (listen = HOST:PORT)", l->name);
+}
+
+/* A certificate needs its key and vice versa; TLS needs both. A mismatch inherited from the
+ * global values was reported there once, not again for every listener. */
+static void check_tls_files(check_state *st, const ph_config_listener *l)
+{
+    bool cert = *l->s.tls_cert, key = *l->s.tls_key;
+    if (cert != key) {
+        const char *has = cert ? "tls_cert" : "tls_key", *lacks = cert ? "tls_key" : "tls_cert";
+        if (set_line_of(l->set_line, "tls_cert") || set_line_of(l->set_line, "tls_key"))
+            perr(st, where(l, has, lacks), "listener '%s': %s without %s", l->name, has, lacks);
+    } else if (l->tls != PH_TLS_NONE && !cert) {
+        perr(st, where(l, "tls", NULL), "listener '%s': tls = %s%s needs tls_cert and tls_key",
+             l->name, w_tls[l->tls], by_default(l, "tls"));
+    }
+}
+
+static void check_require_tls(check_state *st, const ph_config_listener *l)
+{
+    if (l->require_tls && l->tls == PH_TLS_NONE)
+        perr(st, where(l, "require_tls", "tls"),
+             "listener '%s': require_tls = yes%s but tls = none (set tls_cert and tls_key)",
+             l->name, by_default(l, "require_tls"));
+}
+
+static void check_submissions(check_state *st, const ph_config_listener *l)
+{
+    if (l->role == PH_ROLE_SUBMISSIONS && l->tls != PH_TLS_IMPLICIT)
+        perr(st, where(l, "tls", "role"), "listener '%s': role submissions needs tls = implicit",
+             l->name);
+}
+
+static void check_auth(check_state *st, const ph_config_listener *l)
+{
+    if (l->auth != PH_AUTH_NONE && !*st->cfg->g.passwd_file)
+        perr(st, where(l, "auth", NULL), "listener '%s': auth = %s%s needs passwd_file", l->name,
+             w_auth[l->auth], by_default(l, "auth"));
+    /* not in the list, but such a listener could never take a message */
+    if (l->require_auth && l->auth == PH_AUTH_NONE)
+        perr(st, where(l, "require_auth", "auth"),
+             "listener '%s': require_auth = yes%s but auth = none", l->name,
+             by_default(l, "require_auth"));
+}
+
+static void (*const listener_checks[])(check_state *, const ph_config_listener *) = {
+    check_listen_set, check_tls_files, check_require_tls, check_submissions, check_auth,
+};
+
+static void check_global(check_state *st)
+{
+    const ph_config *cfg = st->cfg;
+    if (cfg->g.delivery == PH_DELIVERY_STORE && !*cfg->g.store_dir) {
+        unsigned line = set_line_of(cfg->set_line, "delivery");
+        perr(st, line, "delivery = store%s needs store_dir", line ? "" : " (the default)");
+    }
+    if (!*cfg->s.tls_cert != !*cfg->s.tls_key) {
+        const char *has = *cfg->s.tls_cert ? "tls_cert" : "tls_key";
+        perr(st, set_line_of(cfg->set_line, has), "%s without %s", has,
+             *cfg->s.tls_cert ? "tls_key" : "tls_cert");
+    }
+    if (!st->sections)
+        perr(st, 0, "no [listener] section");
+}
+
+void ph_cfg_check(const ph_config *cfg, ph_config_errors *errs, bool sections)
+{
+    check_state st = {.cfg = cfg, .errs = errs, .sections = sections};
+    check_global(&st);
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        for (size_t k = 0; k < sizeof(listener_checks) / sizeof(listener_checks[0]); k++)
+            listener_checks[k](&st, &cfg->listeners[i]);
+}
