@@ -14,6 +14,9 @@
 
 #define LOG_SID "sid=%016llx"
 #define SID(s) ((unsigned long long)(s)->id)
+/* Client-supplied text in a log line: escaped so it cannot forge fields. One per statement. */
+#define LOGV(v) ph_log_value((v), logv_buf, sizeof(logv_buf))
+static _Thread_local char logv_buf[PH_LOG_VALUE_MAX];
 
 /* Alphabet for queue ids: digits and upper-case letters without look-alikes. */
 static const char qid_alphabet[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
@@ -109,8 +112,8 @@ static posthorn_verdict message_done(posthorn_session *s)
         const smtp_txn *t = smtp_session_txn(s->core);
         s->rcpts_total += (unsigned)t->rcpt_count;
         ph_log(srv, POSTHORN_LOG_INFO,
-               "event=accepted " LOG_SID " qid=%s size=%llu from=<%s> nrcpt=%zu", SID(s),
-               t->queue_id, (unsigned long long)t->size, t->mail_from, t->rcpt_count);
+               "event=accepted " LOG_SID " qid=%s size=%llu from=%s nrcpt=%zu", SID(s),
+               t->queue_id, (unsigned long long)t->size, LOGV(t->mail_from), t->rcpt_count);
     }
     return v;
 }
@@ -124,15 +127,15 @@ posthorn_verdict ph_hooks_call(posthorn_session *s, const smtp_hook_req *req)
         return h->on_connect ? h->on_connect(s, srv->user) : posthorn_accept();
     case HOOK_HELO:
         ph_log(srv, POSTHORN_LOG_INFO, "event=helo " LOG_SID " name=%s ehlo=%d", SID(s),
-               req->arg, req->ehlo);
+               LOGV(req->arg), req->ehlo);
         return h->on_helo ? h->on_helo(s, req->arg, req->ehlo, srv->user) : posthorn_accept();
     case HOOK_MAIL:
-        ph_log(srv, POSTHORN_LOG_INFO, "event=mail " LOG_SID " from=<%s>", SID(s),
-               req->path->mailbox);
+        ph_log(srv, POSTHORN_LOG_INFO, "event=mail " LOG_SID " from=%s", SID(s),
+               LOGV(req->path->mailbox));
         return h->on_mail ? h->on_mail(s, req->path->mailbox, srv->user) : posthorn_accept();
     case HOOK_RCPT:
-        ph_log(srv, POSTHORN_LOG_INFO, "event=rcpt " LOG_SID " to=<%s>", SID(s),
-               req->path->mailbox);
+        ph_log(srv, POSTHORN_LOG_INFO, "event=rcpt " LOG_SID " to=%s", SID(s),
+               LOGV(req->path->mailbox));
         return h->on_rcpt ? h->on_rcpt(s, req->path->mailbox, srv->user) : posthorn_accept();
     case HOOK_DATA_START:
         return data_start(s);
@@ -168,12 +171,13 @@ unsigned ph_hooks_auth_result(posthorn_session *s, const char *user, smtp_verdic
     if (v->action == SV_ACCEPT) {
         while (ph_ipcount_get(&srv->auth_failures, ip))
             ph_ipcount_del(&srv->auth_failures, ip);
-        ph_log(srv, POSTHORN_LOG_INFO, "event=auth " LOG_SID " user=%s result=ok", SID(s), user);
+        ph_log(srv, POSTHORN_LOG_INFO, "event=auth " LOG_SID " user=%s result=ok", SID(s),
+               LOGV(user));
         return 0;
     }
     unsigned n = ph_ipcount_add(&srv->auth_failures, ip);
     ph_log(srv, POSTHORN_LOG_WARN, "event=auth " LOG_SID " client=%s user=%s result=failed failures=%u",
-           SID(s), ip, user, n);
+           SID(s), ip, LOGV(user), n);
     if (l->auth_fail_limit && n >= l->auth_fail_limit) {
         *v = (smtp_verdict){SV_DISCONNECT, 421, "4.7.0", "Too many failed authentication attempts"};
         return 0;

@@ -43,6 +43,34 @@ void ph_log(posthorn_server *srv, posthorn_log_level lvl, const char *fmt, ...)
     srv->log_fn(lvl, line, srv->log_user);
 }
 
+/* A log value from the client (names, addresses, SNI): bytes that could end the value or
+ * forge another key=value field (space, '=', '"', '\\', control bytes) become \xNN, so the
+ * line splits the same for every reader. UTF-8 stays readable. */
+static bool log_safe(unsigned char c)
+{
+    return c > ' ' && c != 0x7f && c != '"' && c != '=' && c != '\\';
+}
+
+const char *ph_log_value(const char *in, char *out, size_t cap)
+{
+    if (!in || !*in)
+        return "-";
+    bool plain = true;
+    for (const unsigned char *p = (const unsigned char *)in; *p && plain; p++)
+        plain = log_safe(*p);
+    if (plain)
+        return in;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && n + 5 < cap; p++) {
+        if (log_safe(*p))
+            out[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02x", *p);
+    }
+    out[n] = '\0';
+    return out;
+}
+
 void posthorn_limits_default(posthorn_limits *l)
 {
     memset(l, 0, sizeof(*l));

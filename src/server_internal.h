@@ -104,6 +104,9 @@ struct posthorn_server {
 uint64_t ph_now_ms(void);
 void ph_log(posthorn_server *srv, posthorn_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Escapes a client-supplied log value (see server.c); returns in itself when it is safe. */
+#define PH_LOG_VALUE_MAX 1100
+const char *ph_log_value(const char *in, char *out, size_t cap);
 void ph_session_register(posthorn_server *srv, posthorn_session *s);
 void ph_session_unregister(posthorn_server *srv, posthorn_session *s);
 void ph_check_shutdown_done(posthorn_server *srv);

@@ -506,10 +506,11 @@ static void handshake_done(posthorn_session *s)
     s->handshaking = false;
     event_del(s->tls_timer);
     const char *sni = ph_tls_sni(s->tls);
+    char snibuf[600];
     ph_log(s->srv, POSTHORN_LOG_INFO,
            "event=tls sid=%016llx version=%s cipher=%s bits=%d sni=%s", (unsigned long long)s->id,
            ph_tls_version(s->tls), ph_tls_cipher(s->tls), ph_tls_cipher_bits(s->tls),
-           sni ? sni : "-");
+           ph_log_value(sni, snibuf, sizeof(snibuf)));
     if (smtp_session_phase(s->core) == PH_CONNECT) {
         smtp_session_set_tls(s->core, true);
         smtp_session_start(s->core);

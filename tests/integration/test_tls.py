@@ -14,15 +14,15 @@ import signal
 import smtplib
 import socket
 import ssl
+import subprocess
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import phtest  # noqa: E402
-from phtest import (BIN, HELO, OPENSSL, Interactive, PosthornTestCase, cert_serial,  # noqa: E402
-                    client_context, dot_stuff, make_cert, pem_to_der, queued_qid,
+from phtest import (BIN, HELO, LOG_KV_RE, OPENSSL, Interactive, PosthornTestCase,  # noqa: E402
+                    cert_serial, client_context, dot_stuff, make_cert, pem_to_der, queued_qid,
                     queued_qid_text, run_tool, simple_message, split_received, wait_store)
 
 SWAKS = "/usr/bin/swaks"
@@ -236,9 +236,13 @@ class StartTLS(TLSCase):
         self.d.wait_log("tls")
         lines = [l for l in self.d.stderr_text().splitlines() if "event=tls " in l]
         self.assertEqual(len(lines), 1, lines)
+        keys = [k for k, _ in LOG_KV_RE.findall(lines[0])]  # a quoted value hides its '='
         for key in ("version", "cipher", "sni"):
-            self.assertEqual(len(re.findall(r"(?:^| )%s=" % key, lines[0])), 1,
+            self.assertEqual(keys.count(key), 1,
                              "forged %s= field in the log line: %s" % (key, lines[0]))
+        ev = self.d.log_events("tls")[0]
+        self.assertIn("evil.example", ev.get("sni", ""), lines[0])
+        self.assertEqual(ev.get("version"), c.sock.version(), lines[0])
 
     def test_plain_message_has_no_tls(self):
         c = self.raw(self.d)
@@ -435,6 +439,42 @@ class IPv6(PosthornTestCase):
         self.transaction(c)
 
 
+class ListenerSetups(PosthornTestCase):
+
+    def test_starttls_on_every_listen(self):
+        d = self.start_sink("--tls", listen=("127.0.0.1:0", "127.0.0.1:0"))
+        ctx = client_context(d.selfsigned()["cert"])
+        for addr in d.tcp_addresses():
+            with self.subTest(addr=addr):
+                c = self.raw(addr)
+                self.assertTrue(has_starttls(self.ehlo(c)))
+                c.starttls(ctx)
+                self.ehlo(c)
+                self.transaction(c)
+
+    def test_listen_tls_alone_makes_selfsigned(self):
+        d = self.start_sink(listen=(), listen_tls=("127.0.0.1:0",))
+        ctx = client_context(d.selfsigned()["cert"])
+        c = self.raw(d.tls_addr, tls=ctx)
+        self.assertFalse(has_starttls(self.ehlo(c)))
+        self.transaction(c)
+
+    def test_tls_key_without_cert_fails(self):
+        """--tls-key alone is a mistake to report (like --tls-cert alone), not to ignore."""
+        key = make_cert(self.tmpdir())[1]
+        p = subprocess.Popen([BIN, "sink", "--listen", "127.0.0.1:0", "--tls-key", key],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            out, _ = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, _ = p.communicate(timeout=5)
+            self.fail("`sink --tls-key FILE` without --tls-cert started anyway (the key is "
+                      "ignored, no TLS):\n%s" % out.decode("utf-8", "replace")[-1000:])
+        self.assertNotEqual(p.returncode, 0, out)
+
+
 class ShutdownDuringHandshake(PosthornTestCase):
     """SIGTERM while handshakes are pending: exit at once (like an idle session), not after the
     30 s handshake timeout."""
@@ -584,15 +624,28 @@ class GivenCert(PosthornTestCase):
         d.wait_log("tls_reload", result="ok")
         self.assertEqual(cert_serial(self.peer_cert(d)), "C3C3")
 
+    def wait_workers_serving(self, d, n, timeout=3.0):
+        """Connects until n distinct workers (the pid part of the session id) have served a
+        TLS session, or timeout: workers load the certificate after the listening lines, so
+        overwriting the files earlier would race with their start."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assertEqual(cert_serial(self.peer_cert(d)), "A1A1")
+            d.wait_log("disconnect", n=len(d.log_events("connect")))
+            if len({e.get("sid", "")[:8] for e in d.log_events("connect")}) >= n:
+                return
+        # one worker took every connection: the other one has had the time to start
+
     def test_sighup_reload_with_workers(self):
         d = self.start("--workers", "2")
+        self.wait_workers_serving(d, 2)
         new_cert, new_key = make_cert(self.dir, "new", cn=GIVEN, serial=0xE5E5)
         self.overwrite(new_cert, new_key)
         d.send_signal(signal.SIGHUP)
-        d.wait_log("tls_reload", result="ok")
-        time.sleep(0.5)  # both workers reload
+        d.wait_log("tls_reload", n=2, result="ok")  # one line per worker
         serials = {cert_serial(self.peer_cert(d)) for _ in range(8)}
         self.assertEqual(serials, {"E5E5"}, "some worker still presents the old certificate")
+        self.assertEqual(d.log_events("worker_died"), [])
 
 
 def swaks_has_tls():
