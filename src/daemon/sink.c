@@ -76,10 +76,10 @@ static int sink_tls_setup(sink_tls *t, server_cli *cli, posthorn_listener_option
     plain = (posthorn_listener_options){.auth = t->auth};
     for (unsigned i = 0; i < cli->nlisten; i++)
         lopts[i] = &plain;
-    if (!t->on && !t->nimplicit)
-        return 0;
     if ((t->cert == NULL) != (t->key == NULL))
         return fprintf(stderr, "posthorn sink: --tls-cert and --tls-key go together\n"), -1;
+    if (!t->on && !t->nimplicit)
+        return 0;
     char host[256] = "localhost";
     if (cli->options.hostname)
         snprintf(host, sizeof(host), "%s", cli->options.hostname);

@@ -21,6 +21,7 @@
 #define MAGIC_LINE "posthorn-envelope 1"
 #define EXCERPT_MAX 60 /* input bytes of the offending line quoted in an error */
 #define NUM_MAX ((uint64_t)INT64_MAX)
+#define HEX_UPPER "0123456789ABCDEF"
 
 /* --- output buffer (sticky out-of-memory flag, so writers need not check each append) ------- */
 
@@ -107,7 +108,6 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 /* Appends s[0..n) escaped (see envelope.h); `token` escapes spaces too. */
 static void ob_escape(obuf *b, const char *s, size_t n, bool token)
 {
-    static const char hex[] = "0123456789ABCDEF";
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         size_t k = u[i] >= 0x80 ? utf8_len(u + i, n - i) : 1;
@@ -119,7 +119,7 @@ static void ob_escape(obuf *b, const char *s, size_t n, bool token)
             i += k;
             continue;
         }
-        char e[3] = {'%', hex[u[i] >> 4], hex[u[i] & 0xF]};
+        char e[3] = {'%', HEX_UPPER[u[i] >> 4], HEX_UPPER[u[i] & 0xF]};
         ob_put(b, e, 3);
         i++;
     }
@@ -432,51 +432,67 @@ __attribute__((format(printf, 2, 3))) static int fail(parser *p, const char *fmt
     return -EINVAL;
 }
 
+/* The value of hex digit c among `digits` (upper- or lowercase set), or -1. */
+static int hex_digit(char c, const char *digits)
+{
+    const char *d = memchr(digits, c, 16);
+    return d ? (int)(d - digits) : -1;
+}
+
+/* Undoes the escaping of s[0..n) into d (room for n + 1 bytes); its length goes to *dn. */
+static int unescape(parser *p, const char *s, size_t n, bool token, char *d, size_t *dn)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            int hi = n - i >= 3 ? hex_digit(s[i + 1], HEX_UPPER) : -1;
+            int lo = n - i >= 3 ? hex_digit(s[i + 2], HEX_UPPER) : -1;
+            if (hi < 0 || lo < 0)
+                return fail(p, "bad escape (want %%XX, uppercase hex)");
+            if (hi == 0 && lo == 0)
+                return fail(p, "escaped NUL byte");
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        } else if (token && c == ' ') {
+            return fail(p, "unescaped space");
+        } else if (c < 0x20 || c == 0x7F) {
+            return fail(p, "unescaped control byte 0x%02X", c);
+        }
+        d[k++] = (char)c;
+    }
+    d[k] = '\0';
+    *dn = k;
+    return 0;
+}
+
 /* Decodes the escaped value s[0..n) into a new string (*out), insisting on the canonical
- * encoding. 0, -EINVAL (reported) or -ENOMEM. */
+ * encoding: re-escaping must give s back. 0, -EINVAL (reported) or -ENOMEM. */
 static int decode(parser *p, const char *s, size_t n, bool token, char **out)
 {
     char *d = malloc(n + 1);
     if (d == NULL)
         return -ENOMEM;
     size_t dn = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        unsigned v;
-        if (c == '%') {
-            if (n - i < 3 || sscanf(s + i + 1, "%2X", &v) != 1 || !strchr("0123456789ABCDEF", s[i + 1])
-                || s[i + 1] == '\0' || s[i + 2] == '\0' || !strchr("0123456789ABCDEF", s[i + 2])) {
-                free(d);
-                return fail(p, "bad escape (want %%XX, uppercase hex)");
-            }
-            c = (unsigned char)v;
-            i += 2;
-            if (c == 0) {
-                free(d);
-                return fail(p, "escaped NUL byte");
-            }
-        } else if (c < 0x20 || c == 0x7F || (token && c == ' ')) {
-            free(d);
-            return fail(p, c == ' ' ? "unescaped space" : "unescaped control byte 0x%02X", c);
-        }
-        d[dn++] = (char)c;
+    int rc = unescape(p, s, n, token, d, &dn);
+    if (rc == 0) {
+        p->scratch.len = 0;
+        ob_escape(&p->scratch, d, dn, token);
+        if (p->scratch.oom)
+            rc = -ENOMEM;
+        else if (p->scratch.len != n || memcmp(p->scratch.p, s, n) != 0)
+            rc = fail(p, "not canonically escaped (raw invalid UTF-8 or C1 control, or a "
+                         "needless escape)");
     }
-    d[dn] = '\0';
-    p->scratch.len = 0;
-    ob_escape(&p->scratch, d, dn, token);
-    if (p->scratch.oom) {
+    if (rc != 0) {
         free(d);
-        return -ENOMEM;
-    }
-    if (p->scratch.len != n || memcmp(p->scratch.p, s, n) != 0) {
-        free(d);
-        return fail(p, "not canonically escaped (raw invalid UTF-8 or C1, or a needless escape)");
+        return rc;
     }
     *out = d;
     return 0;
 }
 
-/* Splits the next space-separated token off *s/*n. */
+/* Splits the next space-separated token off s[0..n), advancing past the space. */
 static void take_token(const char **s, size_t *n, const char **tok, size_t *tn)
 {
     const char *sp = memchr(*s, ' ', *n);
@@ -551,26 +567,9 @@ static int write_id(obuf *b, const field *f, const ph_envelope *e)
     return line_end(b, start);
 }
 
-static int parse_time(parser *p, const field *f, const char *v, size_t n)
-{
-    uint64_t x;
-    if (!num_parse(v, n, NUM_MAX, &x))
-        return fail(p, "bad number");
-    *SLOT(p->env, f, int64_t) = (int64_t)x;
-    return 0;
-}
-
-static int write_time(obuf *b, const field *f, const ph_envelope *e)
-{
-    int64_t t = *CSLOT(e, f, int64_t);
-    if (t < 0)
-        return -EINVAL;
-    size_t start = line_start(b, f->name);
-    ob_putu(b, (uint64_t)t);
-    return line_end(b, start);
-}
-
-static int parse_size(parser *p, const field *f, const char *v, size_t n)
+/* received and size: both 64-bit, written and read through uint64_t (the corresponding unsigned
+ * type may alias int64_t); a negative received reads as above NUM_MAX and is refused. */
+static int parse_number(parser *p, const field *f, const char *v, size_t n)
 {
     uint64_t x;
     if (!num_parse(v, n, NUM_MAX, &x))
@@ -579,7 +578,7 @@ static int parse_size(parser *p, const field *f, const char *v, size_t n)
     return 0;
 }
 
-static int write_size(obuf *b, const field *f, const ph_envelope *e)
+static int write_number(obuf *b, const field *f, const ph_envelope *e)
 {
     uint64_t x = *CSLOT(e, f, uint64_t);
     if (x > NUM_MAX)
@@ -613,7 +612,7 @@ static int parse_tls(parser *p, const field *f, const char *v, size_t n)
     size_t vn, cn;
     take_token(&v, &n, &ver, &vn);
     take_token(&v, &n, &cip, &cn);
-    if (vn == 0 || cn == 0 || n != 0 || cip + cn != ver + vn + 1 + cn)
+    if (vn == 0 || cn == 0 || n != 0 || v[-1] == ' ')
         return fail(p, "malformed tls line (want: tls VERSION CIPHER)");
     int rc = decode(p, ver, vn, true, &p->env->tls_version);
     return rc ? rc : decode(p, cip, cn, true, &p->env->tls_cipher);
@@ -714,21 +713,19 @@ static const rcpt_key rcpt_keys[] = {
 };
 #define NKEYS (sizeof(rcpt_keys) / sizeof(rcpt_keys[0]))
 
-/* The key's value in r, or -1 when it cannot be written (a negative time). */
 static int64_t key_get(const rcpt_key *k, const ph_rcpt *r)
 {
-    const char *base = (const char *)r + k->off;
-    return k->is_u32 ? (int64_t) * (const uint32_t *)(const void *)base
-                     : *(const int64_t *)(const void *)base;
+    const void *base = (const char *)r + k->off;
+    return k->is_u32 ? (int64_t)*(const uint32_t *)base : *(const int64_t *)base;
 }
 
 static void key_set(const rcpt_key *k, ph_rcpt *r, uint64_t v)
 {
-    char *base = (char *)r + k->off;
+    void *base = (char *)r + k->off;
     if (k->is_u32)
-        *(uint32_t *)(void *)base = (uint32_t)v;
+        *(uint32_t *)base = (uint32_t)v;
     else
-        *(int64_t *)(void *)base = (int64_t)v;
+        *(int64_t *)base = (int64_t)v;
 }
 
 static int parse_state(parser *p, const char *s, size_t n, ph_rcpt_state *st)
@@ -752,6 +749,8 @@ static int parse_keys(parser *p, const char *v, size_t n, ph_rcpt *r, unsigned *
         const char *tok, *eq;
         size_t tn, i;
         take_token(&v, &n, &tok, &tn);
+        if (n == 0 && v[-1] == ' ')
+            return fail(p, "trailing space");
         eq = memchr(tok, '=', tn);
         for (i = from; eq && i < NKEYS; i++)
             if (strlen(rcpt_keys[i].name) == (size_t)(eq - tok) &&
@@ -797,10 +796,10 @@ static int parse_rcpt_fields(parser *p, const char *v, size_t n, ph_rcpt *r)
         rc = fail(p, "empty recipient address");
     if (rc == 0)
         rc = parse_state(p, state, sn, &r->state);
-    if (rc == 0 && state + sn < v)
-        rc = parse_keys(p, v, n, r, &present);
-    if (rc == 0 && state + sn < v && n == 0 && v[-1] == ' ')
+    if (rc == 0 && n == 0 && v[-1] == ' ')
         rc = fail(p, "trailing space");
+    if (rc == 0)
+        rc = parse_keys(p, v, n, r, &present);
     return rc ? rc : check_keys(p, r->state, present);
 }
 
@@ -862,7 +861,7 @@ static int write_rcpts(obuf *b, const field *f, const ph_envelope *e)
 
 static const field fields[] = {
     {"id", F_REQUIRED, offsetof(ph_envelope, id), parse_id, write_id},
-    {"received", F_REQUIRED, offsetof(ph_envelope, received), parse_time, write_time},
+    {"received", F_REQUIRED, offsetof(ph_envelope, received), parse_number, write_number},
     {"client", F_REQUIRED, offsetof(ph_envelope, client), parse_token, write_token},
     {"helo", 0, offsetof(ph_envelope, helo), parse_token, write_token},
     {"protocol", F_REQUIRED, offsetof(ph_envelope, protocol), parse_token, write_token},
@@ -870,7 +869,7 @@ static const field fields[] = {
     {"tls", 0, 0, parse_tls, write_tls},
     {"from", F_REQUIRED, offsetof(ph_envelope, from), parse_from, write_from},
     {"param", F_REPEAT, 0, parse_param, write_params},
-    {"size", F_REQUIRED, offsetof(ph_envelope, size), parse_size, write_size},
+    {"size", F_REQUIRED, offsetof(ph_envelope, size), parse_number, write_number},
     {"rcpt", F_REQUIRED | F_REPEAT, 0, parse_rcpt, write_rcpts},
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -897,7 +896,8 @@ int ph_envelope_serialize(const ph_envelope *e, char **out, size_t *len)
     if (e == NULL)
         return -EINVAL;
     obuf b = {0};
-    ob_grow(&b, 512 + e->nrcpts * 48);
+    if (e->nrcpts <= PH_ENVELOPE_RCPTS_MAX)
+        ob_grow(&b, 512 + e->nrcpts * 48);
     ob_puts(&b, MAGIC_LINE "\n");
     int rc = 0;
     for (size_t i = 0; i < NFIELDS && rc == 0; i++)
@@ -944,10 +944,10 @@ static bool parse_hex64(const char *s, size_t n, uint64_t *v)
         return false;
     uint64_t x = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *d = memchr("0123456789abcdef", s[i], 16);
-        if (d == NULL || s[i] == '\0')
+        int d = hex_digit(s[i], "0123456789abcdef");
+        if (d < 0)
             return false;
-        x = x << 4 | (uint64_t)(d - "0123456789abcdef");
+        x = x << 4 | (uint64_t)d;
     }
     *v = x;
     return true;
@@ -1002,6 +1002,8 @@ static int parse_line(parser *p)
 {
     if (p->linelen > PH_ENVELOPE_LINE_MAX)
         return fail(p, "line too long (max %d bytes)", PH_ENVELOPE_LINE_MAX);
+    if (p->linelen == 0)
+        return fail(p, "empty line");
     const char *v = p->line, *name;
     size_t n = p->linelen, nn, i;
     take_token(&v, &n, &name, &nn);

@@ -6,8 +6,10 @@
  *
  * Ownership: a ph_envelope owns every string and array it points to; ph_envelope_free releases
  * them all. Functions taking `const char *` borrow it (copying what they keep). Callers may read
- * every field directly and may assign fields directly, provided strings they store are malloc'd
- * (the envelope takes them over) and the old value is freed; ph_envelope_set_string does both.
+ * every field directly and may assign scalar and string fields directly, provided strings they
+ * store are malloc'd (the envelope takes them over) and the old value is freed;
+ * ph_envelope_set_string does both. The params and rcpts arrays grow only through
+ * ph_envelope_add_param and ph_envelope_add_rcpt.
  *
  * Errors: functions return 0 or a negative errno: -EINVAL (invalid input or an envelope that
  * cannot be written), -ENOMEM (memory short; nothing half-done is left behind).
@@ -58,7 +60,8 @@
  * truncated write), a checksum mismatch, an unknown version, an unknown, duplicate, misplaced or
  * missing field, a malformed value, a line over 8192 bytes, too many recipients - makes the whole
  * file invalid, and parse says why as "line N: reason: "excerpt"" so the spool can move the file
- * to corrupt/ and log the reason. The checksum catches truncation and bit rot, not forgery.
+ * to corrupt/ and log the reason. The checksum catches truncation and bit rot (FNV-1a changes
+ * with any single changed byte), not forgery.
  * ---------------------------------------------------------------------------------------------
  */
 #ifndef POSTHORN_QUEUE_ENVELOPE_H

@@ -1,0 +1,425 @@
+/*
+ * spool.c - durable message storage with group commit (see spool.h).
+ *
+ * Commit order per message, on a worker thread: fdatasync data, fdatasync envelope, close
+ * both (checked: NFS and some filesystems report write errors only there), rename the data
+ * into queue/, rename the envelope (the commit marker) into queue/; then one fsync of queue/
+ * for the whole batch. A crash before the envelope rename leaves no committed message; the
+ * start-up scan removes the pieces. Owns the directory descriptors, the pending and in-flight
+ * batches and every message handed to ph_spool_commit.
+ */
+#include "queue/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MSG_BUFFER (16 * 1024) /* bytes gathered before a write() */
+
+struct ph_spool_msg {
+    ph_spool *sp;
+    ph_spool_msg *next;
+    char qid[48];
+    int fd, envfd;
+    int error;        /* first write error, negative errno */
+    int result;       /* of the commit */
+    ph_spool_done_fn done;
+    void *arg;
+    size_t blen;
+    char buf[MSG_BUFFER];
+};
+
+typedef struct batch {
+    ph_spool *sp;
+    ph_spool_msg *msgs;
+    bool on_stack; /* not malloc'd: batch_done must not free it */
+} batch;
+
+struct ph_spool {
+    char *dir;
+    int incoming_fd, queue_fd;
+    struct event *flush_ev;
+    ph_spool_offload_fn offload;
+    void *offload_ctx;
+    ph_spool_msg *pending, **pending_tail;
+    bool in_flight;
+    ph_spool_stats stats;
+};
+
+/* ---- small I/O helpers ----------------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void name_of(char *buf, size_t len, const char *qid, const char *ext)
+{
+    snprintf(buf, len, "%s.%s", qid, ext);
+}
+
+/* A directory stream over a copy of dirfd, from the start: the copy shares the file offset,
+ * so without the rewind a second scan would see nothing. */
+static DIR *dir_stream(int dirfd)
+{
+    int fd = dup(dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    rewinddir(d);
+    return d;
+}
+
+/* Removes every entry of a directory (incoming/ at start: nothing there was acknowledged). */
+static void purge_dir(int dirfd)
+{
+    DIR *d = dir_stream(dirfd);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd, e->d_name, 0);
+    closedir(d);
+}
+
+/* queue/<qid>.msg without its .env: a crash between the two renames; never acknowledged. */
+static void remove_orphans(int dirfd)
+{
+    DIR *d = dir_stream(dirfd);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".msg") != 0)
+            continue;
+        char env[300];
+        snprintf(env, sizeof(env), "%.*s.env", (int)(n - 4), e->d_name);
+        if (faccessat(dirfd, env, F_OK, 0) != 0)
+            unlinkat(dirfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
+static int open_subdir(const char *dir, const char *sub, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+        int e = errno;
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(e));
+        return -e;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+        return -e;
+    }
+    return fd;
+}
+
+/* ---- open / close ----------------------------------------------------------------------- */
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
+int ph_spool_open(const char *dir, struct event_base *base, ph_spool_offload_fn offload,
+                  void *offload_ctx, ph_spool **out, char *err, size_t errlen)
+{
+    ph_spool *sp = calloc(1, sizeof(*sp));
+    if (!sp)
+        return -ENOMEM;
+    sp->incoming_fd = sp->queue_fd = -1;
+    sp->pending_tail = &sp->pending;
+    sp->offload = offload;
+    sp->offload_ctx = offload_ctx;
+    int r = 0;
+    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+        r = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-r));
+    } else if (!(sp->dir = strdup(dir)) || !(sp->flush_ev = event_new(base, -1, 0, flush_cb, sp))) {
+        r = -ENOMEM;
+    } else if ((sp->incoming_fd = open_subdir(dir, "incoming", err, errlen)) < 0 ||
+               (sp->queue_fd = open_subdir(dir, "queue", err, errlen)) < 0) {
+        r = sp->incoming_fd < 0 ? sp->incoming_fd : sp->queue_fd;
+    } else {
+        char tmp[256];
+        int c = open_subdir(dir, "corrupt", tmp, sizeof(tmp));
+        if (c >= 0)
+            close(c);
+        purge_dir(sp->incoming_fd);
+        remove_orphans(sp->queue_fd);
+    }
+    if (r < 0) {
+        ph_spool_close(sp);
+        return r;
+    }
+    *out = sp;
+    return 0;
+}
+
+static void free_msg(ph_spool_msg *m)
+{
+    if (m->fd >= 0)
+        close(m->fd);
+    if (m->envfd >= 0)
+        close(m->envfd);
+    free(m);
+}
+
+void ph_spool_close(ph_spool *sp)
+{
+    if (!sp)
+        return;
+    while (sp->pending) { /* never submitted: nobody was told they are stored */
+        ph_spool_msg *m = sp->pending;
+        sp->pending = m->next;
+        m->done(m->arg, -ECANCELED);
+        ph_spool_abort(m);
+    }
+    if (sp->flush_ev)
+        event_free(sp->flush_ev);
+    if (sp->incoming_fd >= 0)
+        close(sp->incoming_fd);
+    if (sp->queue_fd >= 0)
+        close(sp->queue_fd);
+    free(sp->dir);
+    free(sp);
+}
+
+/* ---- receiving -------------------------------------------------------------------------- */
+
+ph_spool_msg *ph_spool_begin(ph_spool *sp, const char *qid)
+{
+    ph_spool_msg *m = malloc(sizeof(*m));
+    if (!m)
+        return NULL;
+    memset(m, 0, offsetof(ph_spool_msg, buf));
+    m->sp = sp;
+    m->envfd = -1;
+    snprintf(m->qid, sizeof(m->qid), "%s", qid);
+    char name[80];
+    name_of(name, sizeof(name), qid, "msg");
+    m->fd = openat(sp->incoming_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (m->fd < 0) {
+        int e = errno;
+        free(m);
+        errno = e;
+        return NULL;
+    }
+    return m;
+}
+
+static int flush_buffer(ph_spool_msg *m)
+{
+    if (!m->error && m->blen)
+        m->error = write_all(m->fd, m->buf, m->blen);
+    m->blen = 0;
+    return m->error;
+}
+
+int ph_spool_append(ph_spool_msg *m, const void *data, size_t len)
+{
+    if (m->error)
+        return m->error;
+    if (m->blen + len > sizeof(m->buf)) {
+        if (flush_buffer(m) < 0)
+            return m->error;
+        if (len > sizeof(m->buf)) /* big pieces go straight to the file */
+            return m->error = write_all(m->fd, data, len);
+    }
+    memcpy(m->buf + m->blen, data, len);
+    m->blen += len;
+    return 0;
+}
+
+/* Removes the message's files wherever they are now. */
+static void remove_files(ph_spool_msg *m)
+{
+    char name[80];
+    const char *exts[] = {"msg", "env"};
+    for (int i = 0; i < 2; i++) {
+        name_of(name, sizeof(name), m->qid, exts[i]);
+        unlinkat(m->sp->incoming_fd, name, 0);
+        unlinkat(m->sp->queue_fd, name, 0);
+    }
+}
+
+void ph_spool_abort(ph_spool_msg *m)
+{
+    if (!m)
+        return;
+    remove_files(m);
+    free_msg(m);
+}
+
+static int write_envelope(ph_spool_msg *m, const char *env, size_t len)
+{
+    char name[80];
+    name_of(name, sizeof(name), m->qid, "env");
+    m->envfd = openat(m->sp->incoming_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (m->envfd < 0)
+        return -errno;
+    return write_all(m->envfd, env, len);
+}
+
+int ph_spool_commit(ph_spool_msg *m, const char *envelope, size_t len, ph_spool_done_fn done,
+                    void *arg)
+{
+    int r = flush_buffer(m);
+    if (r == 0)
+        r = write_envelope(m, envelope, len);
+    if (r < 0) {
+        m->sp->stats.failed++;
+        ph_spool_abort(m);
+        return r;
+    }
+    m->done = done;
+    m->arg = arg;
+    m->next = NULL;
+    ph_spool *sp = m->sp;
+    *sp->pending_tail = m;
+    sp->pending_tail = &m->next;
+    if (!sp->in_flight)
+        event_active(sp->flush_ev, 0, 0); /* after the other events of this loop turn */
+    return 0;
+}
+
+/* ---- the group commit --------------------------------------------------------------------- */
+
+static int sync_and_close(int *fd, unsigned long long *fsyncs)
+{
+    int r = fdatasync(*fd) < 0 ? -errno : 0;
+    (*fsyncs)++;
+    if (close(*fd) < 0 && r == 0)
+        r = -errno;
+    *fd = -1;
+    return r;
+}
+
+/* One message: durable files, then renamed into queue/ (envelope last). Worker thread. */
+static int commit_one(ph_spool_msg *m, unsigned long long *fsyncs)
+{
+    int r = sync_and_close(&m->fd, fsyncs);
+    int r2 = sync_and_close(&m->envfd, fsyncs);
+    if (r == 0)
+        r = r2;
+    char name[80];
+    const char *exts[] = {"msg", "env"};
+    for (int i = 0; i < 2 && r == 0; i++) {
+        name_of(name, sizeof(name), m->qid, exts[i]);
+        if (renameat(m->sp->incoming_fd, name, m->sp->queue_fd, name) < 0)
+            r = -errno;
+    }
+    return r;
+}
+
+static void batch_work(void *arg)
+{
+    batch *b = arg;
+    unsigned long long fsyncs = 0;
+    bool any = false;
+    for (ph_spool_msg *m = b->msgs; m; m = m->next)
+        any |= (m->result = commit_one(m, &fsyncs)) == 0;
+    if (any) {
+        int r = fsync(b->sp->queue_fd) < 0 ? -errno : 0; /* one directory sync for all */
+        fsyncs++;
+        for (ph_spool_msg *m = b->msgs; m && r < 0; m = m->next)
+            if (m->result == 0)
+                m->result = r; /* not known to be durable: refuse it, the client retries */
+    }
+    __atomic_add_fetch(&b->sp->stats.fsyncs, fsyncs, __ATOMIC_RELAXED);
+}
+
+static void batch_done(void *arg)
+{
+    batch *b = arg;
+    ph_spool *sp = b->sp;
+    sp->in_flight = false;
+    sp->stats.batches++;
+    while (b->msgs) {
+        ph_spool_msg *m = b->msgs;
+        b->msgs = m->next;
+        if (m->result < 0) {
+            sp->stats.failed++;
+            remove_files(m);
+        } else {
+            sp->stats.committed++;
+        }
+        m->done(m->arg, m->result);
+        free_msg(m);
+    }
+    if (!b->on_stack)
+        free(b);
+    if (sp->pending)
+        event_active(sp->flush_ev, 0, 0);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ph_spool *sp = arg;
+    if (sp->in_flight || !sp->pending)
+        return;
+    batch *b = malloc(sizeof(*b));
+    if (!b) { /* cannot even track a batch: refuse these messages, the clients retry */
+        for (ph_spool_msg *m = sp->pending; m; m = m->next)
+            m->result = -ENOMEM;
+        batch stack = {sp, sp->pending, true};
+        sp->pending = NULL;
+        sp->pending_tail = &sp->pending;
+        batch_done(&stack);
+        return;
+    }
+    b->sp = sp;
+    b->msgs = sp->pending;
+    b->on_stack = false;
+    sp->pending = NULL;
+    sp->pending_tail = &sp->pending;
+    sp->in_flight = true;
+    if (sp->offload(sp->offload_ctx, batch_work, batch_done, b) < 0) {
+        batch_work(b); /* no worker available: commit here, slower but just as durable */
+        batch_done(b);
+    }
+}
+
+ph_spool_stats ph_spool_get_stats(const ph_spool *sp)
+{
+    return sp->stats;
+}
+
+long ph_spool_count(const ph_spool *sp)
+{
+    DIR *d = dir_stream(sp->queue_fd);
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        n += len > 4 && strcmp(e->d_name + len - 4, ".env") == 0;
+    }
+    closedir(d);
+    return n;
+}
