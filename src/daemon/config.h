@@ -29,7 +29,7 @@
 
 /* Enum parameters: the values are the indexes of the words in the table, in this order. */
 typedef enum ph_log_target { PH_LOG_STDERR, PH_LOG_SYSLOG } ph_log_target;
-typedef enum ph_delivery { PH_DELIVERY_STORE, PH_DELIVERY_DISCARD } ph_delivery;
+typedef enum ph_delivery { PH_DELIVERY_STORE, PH_DELIVERY_DISCARD, PH_DELIVERY_QUEUE } ph_delivery;
 typedef enum ph_role { PH_ROLE_MX, PH_ROLE_SUBMISSION, PH_ROLE_SUBMISSIONS } ph_role;
 typedef enum ph_tls_mode { PH_TLS_NONE, PH_TLS_STARTTLS, PH_TLS_IMPLICIT } ph_tls_mode;
 typedef enum ph_auth_mode { PH_AUTH_NONE, PH_AUTH_TLS, PH_AUTH_INSECURE } ph_auth_mode;
@@ -75,6 +75,7 @@ typedef struct ph_config_global {
     int log_target;                /* ph_log_target */
     int delivery;                  /* ph_delivery */
     char *store_dir;
+    char *queue_dir;               /* the durable queue (delivery = queue) */
     char *passwd_file;
     unsigned auth_fail_limit;
     uint64_t auth_fail_delay_ms;

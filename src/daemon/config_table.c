@@ -104,7 +104,7 @@ static const char *check_sni(const char *s)
 
 static const char *const w_level[] = {"error", "warn", "info", "debug", NULL};
 static const char *const w_target[] = {"stderr", "syslog", NULL};
-static const char *const w_delivery[] = {"store", "discard", NULL};
+static const char *const w_delivery[] = {"store", "discard", "queue", NULL};
 static const char *const w_role[] = {"mx", "submission", "submissions", NULL};
 static const char *const w_tls[] = {"none", "starttls", "implicit", NULL};
 static const char *const w_auth[] = {"none", "tls", "insecure", NULL};
@@ -134,9 +134,11 @@ const param ph_cfg_params[] = {
     {.name = "log_target", .type = T_ENUM, G(log_target), .def = "stderr", .words = w_target,
      .help = "where log lines go"},
     {.name = "delivery", .type = T_ENUM, G(delivery), .def = "store", .words = w_delivery,
-     .help = "accepted messages are stored in store_dir or discarded"},
+     .help = "accepted messages are stored in store_dir, discarded, or queued in queue_dir"},
     {.name = "store_dir", .type = T_PATH, G(store_dir), .def = "",
      .help = "directory for accepted messages (.eml and .json); needed by delivery = store"},
+    {.name = "queue_dir", .type = T_PATH, G(queue_dir), .def = "/var/spool/posthorn",
+     .help = "the durable queue (incoming/, queue/, corrupt/) for delivery = queue"},
     {.name = "passwd_file", .type = T_PATH, G(passwd_file), .def = "",
      .help = "user:crypt-hash lines checked by AUTH; needed when a listener offers AUTH"},
     {.name = "auth_fail_limit", .type = T_UINT, G(auth_fail_limit), .def = "5", .min = 1,

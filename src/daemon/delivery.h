@@ -15,9 +15,16 @@ typedef struct msg_store {
     bool quiet;               /* do not print messages to stdout */
     bool auth_any;            /* every AUTH credential is good (development sinks) */
     passwd_db *passwords;     /* AUTH checked against these; NULL = AUTH always fails */
+    const char *queue_dir;    /* delivery = queue: the durable spool */
 } msg_store;
 
 /* Sets the data, message, abort, disconnect and AUTH hooks of h (the others are untouched). */
 void msg_store_hooks(posthorn_hooks *h);
+
+/* delivery = queue (delivery_queue.c): data, message, abort and disconnect hooks that commit
+ * each message to the durable spool in ms->queue_dir before the 250. */
+void msg_queue_hooks(posthorn_hooks *h);
+/* Once at start, before workers: creates the spool and purges what was never acknowledged. */
+int msg_queue_recover(const char *dir, char *err, size_t errlen);
 
 #endif

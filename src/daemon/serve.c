@@ -26,7 +26,7 @@ static const char serve_help[] =
     "\n"
     "Runs the SMTP server described by FILE (see posthorn.conf(5)): listeners with their\n"
     "roles (mx, submission, submissions), STARTTLS or implicit TLS, AUTH, limits, and the\n"
-    "delivery (store each message in store_dir, or discard). Runs in the foreground; logs\n"
+    "delivery (store_dir, discard, or the durable queue). Runs in the foreground; logs\n"
     "go to stderr or syslog (log_target). SIGTERM/SIGINT: graceful stop; SIGHUP: reload\n"
     "certificates. Check a file first with `posthorn config check FILE`.\n";
 
@@ -135,6 +135,20 @@ static int prepare_delivery(serve_state *st)
             return -1;
     }
     char err[512];
+    if (g->delivery == PH_DELIVERY_QUEUE) {
+        st->store.queue_dir = g->queue_dir;
+        if (msg_queue_recover(g->queue_dir, err, sizeof(err)) < 0) {
+            fprintf(stderr, "posthorn serve: %s\n", err);
+            return -1;
+        }
+        static const char *const subs[] = {"", "/incoming", "/queue", "/corrupt"};
+        for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s%s", g->queue_dir, subs[i]);
+            if (runner_chown_for(g->user, g->group, path) < 0)
+                return -1;
+        }
+    }
     if (g->passwd_file[0] && passwd_db_load(g->passwd_file, &st->store.passwords, err,
                                             sizeof(err)) < 0) {
         fprintf(stderr, "posthorn serve: %s\n", err);
@@ -153,7 +167,9 @@ static int run(serve_state *st)
     options.limits.auth_fail_limit = g->auth_fail_limit;
     options.limits.auth_fail_delay_ms = (unsigned)g->auth_fail_delay_ms;
     static posthorn_hooks hooks;
-    msg_store_hooks(&hooks);
+    msg_store_hooks(&hooks); /* AUTH, and the store/discard delivery */
+    if (g->delivery == PH_DELIVERY_QUEUE)
+        msg_queue_hooks(&hooks);
     if (g->log_target == PH_LOG_SYSLOG)
         logbuf_use_syslog("posthorn");
     runner_config rc = {

@@ -144,7 +144,7 @@ static int open_subdir(const char *dir, const char *sub, char *err, size_t errle
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 
 int ph_spool_open(const char *dir, struct event_base *base, ph_spool_offload_fn offload,
-                  void *offload_ctx, ph_spool **out, char *err, size_t errlen)
+                  void *offload_ctx, bool recover, ph_spool **out, char *err, size_t errlen)
 {
     ph_spool *sp = calloc(1, sizeof(*sp));
     if (!sp)
@@ -157,7 +157,8 @@ int ph_spool_open(const char *dir, struct event_base *base, ph_spool_offload_fn 
     if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
         r = -errno;
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-r));
-    } else if (!(sp->dir = strdup(dir)) || !(sp->flush_ev = event_new(base, -1, 0, flush_cb, sp))) {
+    } else if (!(sp->dir = strdup(dir)) ||
+               (base && !(sp->flush_ev = event_new(base, -1, 0, flush_cb, sp)))) {
         r = -ENOMEM;
     } else if ((sp->incoming_fd = open_subdir(dir, "incoming", err, errlen)) < 0 ||
                (sp->queue_fd = open_subdir(dir, "queue", err, errlen)) < 0) {
@@ -167,8 +168,10 @@ int ph_spool_open(const char *dir, struct event_base *base, ph_spool_offload_fn 
         int c = open_subdir(dir, "corrupt", tmp, sizeof(tmp));
         if (c >= 0)
             close(c);
-        purge_dir(sp->incoming_fd);
-        remove_orphans(sp->queue_fd);
+        if (recover) {
+            purge_dir(sp->incoming_fd);
+            remove_orphans(sp->queue_fd);
+        }
     }
     if (r < 0) {
         ph_spool_close(sp);

@@ -17,6 +17,7 @@
 #ifndef POSTHORN_QUEUE_SPOOL_H
 #define POSTHORN_QUEUE_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct event_base;
@@ -38,12 +39,13 @@ typedef struct ph_spool_stats {
 } ph_spool_stats;
 
 /*
- * Opens (creating it and its subdirectories if needed) the spool at dir, and purges
- * incoming/ (messages there were never acknowledged). Returns 0 or a negative errno with a
- * reason in err.
+ * Opens (creating it and its subdirectories if needed) the spool at dir. recover: purge
+ * incoming/ (messages there were never acknowledged) and orphaned data files - once per start,
+ * before any worker opens it. base may be NULL for a spool that only recovers and counts.
+ * Returns 0 or a negative errno with a reason in err.
  */
 int ph_spool_open(const char *dir, struct event_base *base, ph_spool_offload_fn offload,
-                  void *offload_ctx, ph_spool **out, char *err, size_t errlen);
+                  void *offload_ctx, bool recover, ph_spool **out, char *err, size_t errlen);
 /* Waits for commits in flight, then frees. NULL is allowed. */
 void ph_spool_close(ph_spool *sp);
 

@@ -913,7 +913,7 @@ static void test_params(void **state)
         assert_true(strlen(info.help) > 10);
         n++;
     }
-    assert_int_equal(n, 36);
+    assert_int_equal(n, 37);
     assert_int_equal(ph_config_param_info_get(0, &info), 0);
     assert_string_equal(info.name, "hostname");
     assert_int_equal(ph_config_param_info_get(4, &info), 0);

@@ -67,7 +67,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     f->base = event_base_new();
     char err[256];
-    assert_int_equal(ph_spool_open(f->dir, f->base, inline_offload, f->base, &f->sp, err,
+    assert_int_equal(ph_spool_open(f->dir, f->base, inline_offload, f->base, true, &f->sp, err,
                                    sizeof(err)), 0);
     *state = f;
     return 0;
@@ -192,7 +192,7 @@ static void test_open_recovers(void **state)
     close(fd);
     ph_spool_close(f->sp);
     char err[256];
-    assert_int_equal(ph_spool_open(f->dir, f->base, inline_offload, f->base, &f->sp, err,
+    assert_int_equal(ph_spool_open(f->dir, f->base, inline_offload, f->base, true, &f->sp, err,
                                    sizeof(err)), 0);
     assert_false(exists(f->dir, "incoming", "UNACKED.msg"));
     assert_false(exists(f->dir, "queue", "ORPHAN.msg"));
