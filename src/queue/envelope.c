@@ -10,6 +10,7 @@
  * Canonical values are enforced by decoding and re-encoding: one envelope has one encoding.
  */
 #include "queue/envelope.h"
+#include "proto/text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -162,26 +163,12 @@ static size_t keyword_len(const char *s)
     return (n > 0 && (s[n] == '\0' || s[n] == '=')) ? n : 0;
 }
 
-static bool ascii_ieq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (unsigned char)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (unsigned char)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 /* Index of the parameter params[0..upto) with the keyword of length kn at kw, or upto. */
 static size_t param_find(const ph_envelope *e, size_t upto, const char *kw, size_t kn)
 {
     for (size_t i = 0; i < upto; i++) {
         size_t n = keyword_len(e->params[i]);
-        if (n == kn && ascii_ieq(e->params[i], kw, kn))
+        if (n == kn && text_ascii_ieq(e->params[i], kw, kn))
             return i;
     }
     return upto;
