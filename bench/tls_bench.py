@@ -3,10 +3,11 @@
 TLS handshake), Posthorn side by side with Postfix using the same certificate, in one interleaved
 run (every round visits every peer, rotating the start). Issue 3, "Performance (benchmark)".
 
-  bench/tls_bench.py [--rounds 3] [--peers posthorn,postfix,postfix-tmpfs]
+  bench/tls_bench.py [--rounds 3] [--peers posthorn,posthorn-queue,postfix,postfix-tmpfs]
                      [--scenarios starttls,plain] [--sessions 50] [--messages 20000]
                      [--duration 15] [--size 4096] [--threads 2] [--posthorn build/posthorn]
-  bench/tls_bench.py --profile posthorn     one extra STARTTLS run under `perf record -g`
+  bench/tls_bench.py --profile posthorn     one STARTTLS run under `perf record` (DWARF call
+                                            graphs); reports in /var/tmp/smtpbench/tls-profile/
 
 Load: bench/tls_source.c (compiled here into a temporary directory): connect, EHLO, STARTTLS,
 handshake (TLS 1.3, no resumption), EHLO, MAIL, RCPT, DATA, QUIT. Scenarios:
@@ -15,9 +16,11 @@ handshake (TLS 1.3, no resumption), EHLO, MAIL, RCPT, DATA, QUIT. Scenarios:
             server CPU that TLS adds per handshake
   resume    TLS 1.3 with session resumption (tickets)
 Peers: posthorn (`posthorn sink`, 1 worker, stdout to /dev/null, log level warn, as in
-compare.py), posthorn-w2 (2 workers), posthorn-store (--store on disk: fsync before 250, like
-Postfix), postfix (bench/peers/postfix-tls.sh disk: queue on disk, fsync before 250) and
-postfix-tmpfs (queue in /dev/shm). All get the same P-256 ECDSA certificate (made at start,
+compare.py), posthorn-w2 (the same with 2 workers), posthorn-queue (`posthorn serve`,
+delivery = queue: the durable queue with group commit, fsync'd before the 250, like Postfix),
+posthorn-store (`sink --store`: synchronous fsyncs on the event loop), postfix
+(bench/peers/postfix-tls.sh disk: queue on disk, fsync before 250, delivery by discard(8)) and
+postfix-tmpfs (its queue in /dev/shm). All get the same P-256 ECDSA certificate (made at start,
 signed by a throw-away test CA).
 
 Measured per run: msgs/s and handshakes/s (client side), session and handshake latency p50/p99,
@@ -44,7 +47,7 @@ SCENARIOS = {   # name: tls_source flags
     "resume": ["-R"],
 }
 PEER_PORTS = {"posthorn": 2690, "posthorn-w2": 2692, "posthorn-store": 2694,
-              "postfix": 2610, "postfix-tmpfs": 2611}
+              "posthorn-queue": 2696, "postfix": 2610, "postfix-tmpfs": 2611}
 
 
 def ensure_netns():
@@ -89,8 +92,22 @@ def make_certs(tmp):
     return p("cert.pem"), p("key.pem"), p("ca.pem")
 
 
+def serve_config(binary, port, cert, key, state):
+    """posthorn serve with delivery = queue: the durable queue (data + envelope fsync'd, renamed,
+    directory fsync'd, group commits on a worker thread) before the 250, as Postfix does."""
+    path = os.path.join(state, "posthorn-tls-queue.conf")
+    with open(path, "w") as f:
+        f.write("hostname = bench.test\nlog_level = warn\ndelivery = queue\nqueue_dir = %s\n"
+                "[listener mx]\nlisten = 127.0.0.1:%d\ntls_cert = %s\ntls_key = %s\n"
+                "max_per_ip = 0\n" % (os.path.join(state, "posthorn-tls-queue"), port, cert, key))
+    return {"name": "posthorn-queue", "port": port, "custom": True,
+            "argv": ["sh", "-c", "exec %s serve --config %s" % (binary, path)]}
+
+
 def make_peer(name, binary, cert, key, state):
     port = PEER_PORTS[name]
+    if name == "posthorn-queue":
+        return serve_config(binary, port, cert, key, state)
     if name.startswith("posthorn"):
         extra = ""
         if name == "posthorn-w2":
@@ -108,10 +125,16 @@ def make_peer(name, binary, cert, key, state):
 
 
 def reset_store(peer, state):
+    """wipes what the previous run stored (the server keeps running: only files go)."""
     if peer["name"] == "posthorn-store":
         d = os.path.join(state, "posthorn-tls-store")
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
+    if peer["name"] == "posthorn-queue":   # nothing delivers from this queue yet
+        d = os.path.join(state, "posthorn-tls-queue", "queue")
+        for e in os.scandir(d) if os.path.isdir(d) else []:
+            if e.is_file():
+                os.unlink(e.path)
 
 
 class Client:
@@ -123,7 +146,11 @@ class Client:
         self.out = {}
         t = threading.Thread(target=self._wait, daemon=True)
         t.start()
-        t.join(limit)
+        try:
+            t.join(limit)
+        except BaseException:   # SIGTERM/SIGHUP to the runner: the client goes too
+            self.proc.kill()
+            raise
         self.timed_out = t.is_alive()
         if self.timed_out:
             self.proc.kill()
@@ -321,7 +348,7 @@ def profile(sb, server, peer, args, exe, outdir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--peers", default="posthorn,postfix,postfix-tmpfs")
+    ap.add_argument("--peers", default="posthorn,posthorn-queue,postfix,postfix-tmpfs")
     ap.add_argument("--scenarios", default="starttls,plain")
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--messages", type=int, default=20000)
@@ -367,7 +394,7 @@ def main():
             srv = sb.Server(peers[0])
             try:
                 srv.start()
-                profile(sb, srv, peers[0], args, exe, os.path.join(HERE, "results", "tls"))
+                profile(sb, srv, peers[0], args, exe, os.path.join(state, "tls-profile"))
             finally:
                 srv.stop()
             return
@@ -398,7 +425,10 @@ def main():
         print(summary(rows, args.reference))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(os.path.join(state, "posthorn-tls-store"), ignore_errors=True)
+        for d in ("posthorn-tls-store", "posthorn-tls-queue"):
+            shutil.rmtree(os.path.join(state, d), ignore_errors=True)
+        if os.path.exists(os.path.join(state, "posthorn-tls-queue.conf")):
+            os.unlink(os.path.join(state, "posthorn-tls-queue.conf"))
         if not args.keep_state:
             for v in ("disk", "tmpfs"):
                 subprocess.run([os.path.join(HERE, "peers", "postfix-tls.sh"), v, "clean"],

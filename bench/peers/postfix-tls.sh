@@ -19,6 +19,8 @@
 # The benchmark client does not resume, so the cache only matters for the tickets the server
 # issues. Processes: default_process_limit = 200 (smtpd maxproc "-"), so 50 parallel sessions
 # never wait for a free smtpd; max_use stays 100 (default), so smtpd processes are reused.
+# BENCH_STATE must lie under /var (maillog_file_prefixes): elsewhere master exits at start with
+# its fatal error sent only to syslog.
 set -euo pipefail
 VARIANT=$1; CMD=$2; PORT=${3:-2610}
 case "$VARIANT" in

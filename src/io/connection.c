@@ -121,15 +121,16 @@ static int start_greeting_delay(posthorn_session *s)
 
 static void set_reading(posthorn_session *s, bool on)
 {
-    if (on == s->reading)
-        return;
-    if (on)
-        event_add(s->read_ev, s->idle_tv);
-    else
-        event_del(s->read_ev);
-    s->reading = on;
+    if (on != s->reading) {
+        if (on)
+            event_add(s->read_ev, s->idle_tv);
+        else
+            event_del(s->read_ev);
+        s->reading = on;
+    }
+    /* bytes already decrypted (read-ahead) are announced by no socket event: look now */
     if (on && s->tls && !s->handshaking && ph_tls_pending(s->tls))
-        event_active(s->read_ev, EV_READ, 0); /* decrypted bytes no socket event will announce */
+        event_active(s->read_ev, EV_READ, 0);
 }
 
 static posthorn_session *new_session(ph_listener *ls, int fd, const char *ip, int port)
