@@ -120,6 +120,31 @@ static int drop_privileges(const runner_config *rc)
 }
 
 /* One event loop serving the shared sockets until a graceful shutdown. */
+/* Ports the sockets got (port 0 asks the kernel), for the listening lines. */
+static int *bound_ports;
+static bool announced;
+
+/* "event=listening" only once every listener is fully set up (certificates loaded): scripts
+ * and tests take it as the sign that the server is ready. */
+static void log_listening(const runner_config *rc)
+{
+    if (announced)
+        return;
+    announced = true;
+    for (unsigned i = 0; i < rc->nlisten; i++) {
+        if (strncmp(rc->listen[i], "unix:", 5) == 0) {
+            logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s", rc->listen[i]);
+            continue;
+        }
+        char host[256];
+        snprintf(host, sizeof(host), "%s", rc->listen[i]);
+        char *colon = strrchr(host, ':');
+        if (colon)
+            *colon = '\0';
+        logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s:%d", host, bound_ports[i]);
+    }
+}
+
 static int serve(const runner_config *rc, const int *fds)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -143,6 +168,7 @@ static int serve(const runner_config *rc, const int *fds)
             return 1;
         }
     }
+    log_listening(rc); /* no-op in a worker: the supervisor said it already */
     if (drop_privileges(rc) < 0) {
         posthorn_server_free(srv);
         event_base_free(base);
@@ -340,8 +366,11 @@ int runner_run(const runner_config *rc)
     sigaddset(&stop, SIGUSR2);
     sigprocmask(SIG_BLOCK, &stop, NULL);
     int *fds = calloc(rc->nlisten ? rc->nlisten : 1, sizeof(int));
-    if (!fds)
+    bound_ports = calloc(rc->nlisten ? rc->nlisten : 1, sizeof(int));
+    if (!fds || !bound_ports) {
+        free(fds);
         return 1;
+    }
     int status = 1;
     unsigned bound = 0;
     for (; bound < rc->nlisten; bound++) {
@@ -352,21 +381,14 @@ int runner_run(const runner_config *rc)
                        rc->listen[bound], strerror(-fds[bound]));
             goto out;
         }
-        if (strncmp(rc->listen[bound], "unix:", 5) == 0) {
-            logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s", rc->listen[bound]);
-        } else {
-            char host[256];
-            snprintf(host, sizeof(host), "%s", rc->listen[bound]);
-            char *colon = strrchr(host, ':');
-            if (colon)
-                *colon = '\0';
-            logbuf_now(POSTHORN_LOG_INFO, "event=listening address=%s:%d", host, port);
-        }
+        bound_ports[bound] = port;
     }
     /* a privileged supervisor whenever workers drop root: it can reload certificates */
     bool forked = rc->workers > 1 || reload_by_replacing(rc);
     if (forked && check_listeners(rc, fds) < 0)
         goto out; /* e.g. a bad certificate: say so once instead of restarting workers */
+    if (forked)
+        log_listening(rc); /* certificates loaded: ready (serve() says it itself) */
     status = forked ? supervise(rc, fds) : serve(rc, fds);
 out:
     if (status != 0 || bound < rc->nlisten) /* on success serve/supervise closed them */
@@ -376,5 +398,7 @@ out:
         if (strncmp(rc->listen[i], "unix:", 5) == 0 && i < bound)
             unlink(rc->listen[i] + 5);
     free(fds);
+    free(bound_ports);
+    bound_ports = NULL;
     return status;
 }
