@@ -351,20 +351,12 @@ void ph_check_shutdown_done(posthorn_server *srv)
         event_base_loopbreak(srv->base);
 }
 
-void posthorn_server_drain(posthorn_server *srv, void (*done)(posthorn_server *, void *),
-                           void *arg)
+/* Stops accepting; drain: sessions run to their natural end, else idle ones get 421 now.
+ * A shutdown after a drain turns it into a shutdown (the later call decides). */
+static void stop_serving(posthorn_server *srv, bool drain,
+                         void (*done)(posthorn_server *, void *), void *arg)
 {
-    srv->draining = true;
-    srv->drain_requested_now = true;
-    posthorn_server_shutdown(srv, done, arg);
-}
-
-void posthorn_server_shutdown(posthorn_server *srv, void (*done)(posthorn_server *, void *),
-                              void *arg)
-{
-    if (srv->shutting_down && srv->draining && !srv->drain_requested_now)
-        srv->draining = false; /* a real shutdown after a drain: now close idle sessions */
-    srv->drain_requested_now = false;
+    srv->draining = drain;
     srv->shutting_down = true;
     srv->shutdown_done = done;
     srv->shutdown_arg = arg;
@@ -377,6 +369,18 @@ void posthorn_server_shutdown(posthorn_server *srv, void (*done)(posthorn_server
     event_add(srv->sweeper, &tick);
     if (!srv->nsessions)
         event_active(srv->reaper, 0, 0);
+}
+
+void posthorn_server_shutdown(posthorn_server *srv, void (*done)(posthorn_server *, void *),
+                              void *arg)
+{
+    stop_serving(srv, false, done, arg);
+}
+
+void posthorn_server_drain(posthorn_server *srv, void (*done)(posthorn_server *, void *),
+                           void *arg)
+{
+    stop_serving(srv, true, done, arg);
 }
 
 /* ---- async verdicts --------------------------------------------------------------- */

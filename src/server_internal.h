@@ -94,7 +94,6 @@ struct posthorn_server {
     pid_t pid;
     bool shutting_down;
     bool draining;               /* shutting down without closing sessions */
-    bool drain_requested_now;
     uint64_t shutdown_deadline_ms;
     void (*shutdown_done)(posthorn_server *, void *);
     void *shutdown_arg;
