@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "server_internal.h"
+#include "proto/qid.h"
 
 #define LOG_SID "sid=%016llx"
 #define SID(s) ((unsigned long long)(s)->id)
@@ -18,29 +19,13 @@
 #define LOGV(v) ph_log_value((v), logv_buf, sizeof(logv_buf))
 static _Thread_local char logv_buf[PH_LOG_VALUE_MAX];
 
-/* Alphabet for queue ids: digits and upper-case letters without look-alikes. */
-static const char qid_alphabet[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
-
-static size_t put_base(char *out, uint64_t v, unsigned digits)
-{
-    const uint64_t base = sizeof(qid_alphabet) - 1;
-    for (unsigned i = digits; i-- > 0;) {
-        out[i] = qid_alphabet[v % base];
-        v /= base;
-    }
-    return digits;
-}
-
 /* Unique per machine: microseconds, process id, and a per-process counter. */
 static void make_queue_id(posthorn_server *srv, char *out)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     uint64_t usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
-    size_t n = put_base(out, usec, 10);
-    n += put_base(out + n, (uint64_t)srv->pid & 0x7fff, 3);
-    n += put_base(out + n, srv->qid_counter++ & 0x3ff, 2);
-    out[n] = '\0';
+    ph_qid_format(out, usec, (unsigned)srv->pid, srv->qid_counter++);
 }
 
 /* RFC 5322 date-time in UTC, e.g. "Tue, 24 Nov 2026 00:30:00 +0000". */

@@ -32,5 +32,6 @@ int cmd_sink(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
 
 #endif

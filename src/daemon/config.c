@@ -1,8 +1,8 @@
 /*
- * config.c - posthorn.conf(5): the line parser, listener resolution (overrides, role
- * defaults), the error list, `dump` and the public API of config.h. The parameter table, the
- * value types and the cross-field checks are in config_table.c; the two share
- * config_internal.h.
+ * config.c - posthorn.conf(5): the line parser, sections ([listener NAME], [domain NAME]),
+ * listener resolution (overrides, role defaults), the error list, `dump` and the public API of
+ * config.h. The parameter table, the value types and checks, the maildir expansion and the
+ * cross-field checks are in config_table.c; the two share config_internal.h.
  *
  * Owns the ph_config it builds (every string is a heap copy) until ph_config_free(). Fails by
  * collecting "FILE:LINE: message" errors and handing out no config; nothing is ignored or
@@ -109,9 +109,10 @@ void ph_config_errors_free(ph_config_errors *errs)
 typedef struct parser {
     ph_config *cfg;
     ph_config_errors *errs;
-    ph_config_listener *cur;    /* the section keys go to; NULL: the global scope */
+    section cur;                /* where keys go: the global scope, a listener or a domain */
     ph_config_listener scratch; /* a bad or surplus section: its keys are checked, then dropped */
-    bool sections;              /* a section header was seen */
+    ph_config_domain scratch_domain; /* the same for [domain] headers */
+    bool listener_headers;      /* a section header other than [domain ...] was seen */
     bool oom;
     char *text;                 /* the logical line being gathered (continuations joined) */
     size_t len, cap;
@@ -121,15 +122,15 @@ typedef struct parser {
 
 #define perr(st, line, ...) ph_cfg_errs_add((st)->errs, (st)->cfg->file, (line), __VA_ARGS__)
 
-/* Sets every parameter of a scope (l NULL: global) to its table default. */
-static void init_defaults(parser *st, ph_config_listener *l)
+/* Sets every parameter of a section to its table default. */
+static void init_defaults(parser *st, section sec)
 {
     char why[256];
     for (size_t i = 0; i < ph_cfg_nparams; i++) {
         const param *p = &ph_cfg_params[i];
-        if (!in_scope(p, l != NULL) || !p->def)
+        if (!in_scope(p, sec.kind) || !p->def)
             continue;
-        void *slot = ph_cfg_slot(st->cfg, l, p);
+        void *slot = ph_cfg_slot(st->cfg, sec, p);
         int r = ph_cfg_types[p->type].parse(p, p->def, slot, why, sizeof(why));
         if (r == NOMEM)
             st->oom = true;
@@ -138,23 +139,34 @@ static void init_defaults(parser *st, ph_config_listener *l)
     }
 }
 
-static void release_scope(ph_config *cfg, ph_config_listener *l)
+/* Frees the values of a section (not its name). */
+static void release_section(const ph_config *cfg, section sec)
 {
     for (size_t i = 0; i < ph_cfg_nparams; i++)
-        if (in_scope(&ph_cfg_params[i], l != NULL))
-            ph_cfg_release_value(&ph_cfg_params[i], ph_cfg_slot(cfg, l, &ph_cfg_params[i]));
-    if (l) {
-        free(l->name);
-        l->name = NULL;
-    }
+        if (in_scope(&ph_cfg_params[i], sec.kind))
+            ph_cfg_release_value(&ph_cfg_params[i], ph_cfg_slot(cfg, sec, &ph_cfg_params[i]));
 }
 
-static void enter_scratch(parser *st)
+/* Sends the keys that follow to a fresh scratch section of this kind. */
+static void enter_scratch(parser *st, pscope kind)
 {
-    release_scope(st->cfg, &st->scratch);
-    memset(&st->scratch, 0, sizeof(st->scratch));
-    init_defaults(st, &st->scratch);
-    st->cur = &st->scratch;
+    if (kind == S_DOMAIN) {
+        release_section(st->cfg, domain_section(&st->scratch_domain));
+        memset(&st->scratch_domain, 0, sizeof(st->scratch_domain));
+        st->cur = domain_section(&st->scratch_domain);
+    } else {
+        release_section(st->cfg, listener_section(&st->scratch));
+        memset(&st->scratch, 0, sizeof(st->scratch));
+        st->cur = listener_section(&st->scratch);
+    }
+    init_defaults(st, st->cur);
+}
+
+/* The array v of n elements of size bytes with room for one more: arrays grow by doubling, so
+ * they need to move only when n is 0 or a power of 2. NULL if out of memory (v is kept). */
+static void *room_for_one_more(void *v, size_t n, size_t size)
+{
+    return n & (n - 1) ? v : realloc(v, (n ? 2 * n : 1) * size);
 }
 
 static bool valid_name(const char *s)
@@ -176,12 +188,9 @@ static void add_listener(parser *st, const char *name, unsigned line)
         perr(st, line, "more than %d [listener] sections", PH_CONFIG_MAX_LISTENERS);
         return;
     }
-    /* grow by doubling; the array holds at most PH_CONFIG_MAX_LISTENERS */
     size_t n = cfg->nlisteners;
     char *copy = strdup(name);
-    ph_config_listener *v = !copy || (n & (n - 1)) != 0
-                                ? cfg->listeners
-                                : realloc(cfg->listeners, (n ? 2 * n : 1) * sizeof(*v));
+    ph_config_listener *v = copy ? room_for_one_more(cfg->listeners, n, sizeof(*v)) : NULL;
     if (!copy || !v) { /* the keys that follow go to the scratch listener */
         free(copy);
         st->oom = true;
@@ -192,8 +201,47 @@ static void add_listener(parser *st, const char *name, unsigned line)
     v[n].name = copy;
     v[n].line = line;
     cfg->nlisteners++;
-    init_defaults(st, &v[n]);
-    st->cur = &v[n];
+    st->cur = listener_section(&v[n]);
+    init_defaults(st, st->cur);
+}
+
+/* [domain NAME]: NAME is stored lowercased. The cap is checked before the duplicates, so a
+ * flood of headers past it costs O(1) each. */
+static void add_domain(parser *st, char *name, unsigned line)
+{
+    ph_config *cfg = st->cfg;
+    const ph_config_domain *first;
+    qbuf q;
+    if (!ph_cfg_domain_name_ok(name)) {
+        perr(st, line, "bad domain name '%s' (letters, digits, '-' and '.', at most 253 bytes; "
+             "labels of 1 to 63, not starting or ending with '-')", ph_cfg_quote(&q, name));
+        return;
+    }
+    for (char *c = name; *c; c++)
+        *c = ascii_lower(*c);
+    if (cfg->ndomains == PH_CONFIG_MAX_DOMAINS) {
+        perr(st, line, "more than %d [domain] sections", PH_CONFIG_MAX_DOMAINS);
+        return;
+    }
+    if ((first = ph_config_find_domain(cfg, name))) {
+        perr(st, line, "duplicate domain '%s' (first at line %u)", name, first->line);
+        return;
+    }
+    size_t n = cfg->ndomains;
+    char *copy = strdup(name);
+    ph_config_domain *v = copy ? room_for_one_more(cfg->domains, n, sizeof(*v)) : NULL;
+    if (!copy || !v) { /* the keys that follow go to the scratch domain */
+        free(copy);
+        st->oom = true;
+        return;
+    }
+    cfg->domains = v;
+    memset(&v[n], 0, sizeof(v[n]));
+    v[n].name = copy;
+    v[n].line = line;
+    cfg->ndomains++;
+    st->cur = domain_section(&v[n]);
+    init_defaults(st, st->cur);
 }
 
 static char *trim(char *s)
@@ -206,26 +254,32 @@ static char *trim(char *s)
     return s;
 }
 
-/* "[listener NAME]". Whatever goes wrong, the keys that follow go to the scratch listener,
- * so they are still checked but a typo in a header does not cascade into scope errors. */
+/* "[listener NAME]" or "[domain NAME]". Whatever goes wrong, the keys that follow go to a
+ * scratch section of the kind the header names (listener if it names none), so they are still
+ * checked but a typo in a header does not cascade into scope errors. */
 static void do_section(parser *st, char *text, unsigned line)
 {
     size_t n = strlen(text);
+    bool closed = n >= 2 && text[n - 1] == ']';
     qbuf q;
-    st->sections = true;
-    enter_scratch(st);
-    if (n < 2 || text[n - 1] != ']') {
-        perr(st, line, "bad section header '%s' (expected [listener NAME])",
+    if (!closed) /* reported before the text is cut into kind and name */
+        perr(st, line, "bad section header '%s' (expected [listener NAME] or [domain NAME])",
              ph_cfg_quote(&q, text));
-        return;
-    }
-    text[n - 1] = '\0';
+    else
+        text[n - 1] = '\0';
     char *kind = trim(text + 1), *name = kind + strcspn(kind, " \t");
     if (*name)
         *name++ = '\0';
     name = trim(name);
-    if (strcmp(kind, "listener") != 0)
-        perr(st, line, "unknown section type '%s' (expected [listener NAME])",
+    bool domain = strcmp(kind, "domain") == 0;
+    st->listener_headers |= !domain;
+    enter_scratch(st, domain ? S_DOMAIN : S_LISTENER);
+    if (!closed)
+        return;
+    if (domain)
+        add_domain(st, name, line);
+    else if (strcmp(kind, "listener") != 0)
+        perr(st, line, "unknown section type '%s' (expected [listener NAME] or [domain NAME])",
              ph_cfg_quote(&q, kind));
     else if (!valid_name(name))
         perr(st, line, "bad listener name '%s' (1 to 64 letters, digits, '_' and '-')",
@@ -286,15 +340,37 @@ static void unknown_key(parser *st, const char *key, unsigned line)
 
 static bool scope_ok(parser *st, const param *p, unsigned line)
 {
-    if (st->cur && !in_scope(p, true)) {
-        perr(st, line, "%s: a global parameter, not allowed in a [listener] section", p->name);
-        return false;
+    pscope here = st->cur.kind;
+    const char *here_word = here == S_DOMAIN ? "domain" : "listener";
+    if (in_scope(p, here))
+        return true;
+    if (here == S_GLOBAL || p->scope == S_DOMAIN) /* p has a section of its own */
+        perr(st, line, "%s: only allowed in a [%s NAME] section", p->name,
+             p->scope == S_DOMAIN ? "domain" : "listener");
+    else if (p->scope == S_GLOBAL)
+        perr(st, line, "%s: a global parameter, not allowed in a [%s] section", p->name,
+             here_word);
+    else
+        perr(st, line, "%s: not allowed in a [%s] section", p->name, here_word);
+    return false;
+}
+
+/* Parses value into slot. The first good line of a list replaces its default; a bad one
+ * leaves it, so the cross-field checks do not pile onto the error with an empty list. */
+static int parse_value(const param *p, const char *value, void *slot, bool first, char *why,
+                       size_t n)
+{
+    if (p->type != T_LIST || !first)
+        return ph_cfg_types[p->type].parse(p, value, slot, why, n);
+    ph_strlist fresh = {0};
+    int r = ph_cfg_types[T_LIST].parse(p, value, &fresh, why, n);
+    if (r == 0) {
+        ph_cfg_release_value(p, slot);
+        *(ph_strlist *)slot = fresh;
+    } else {
+        ph_cfg_release_value(p, &fresh);
     }
-    if (!st->cur && !in_scope(p, false)) {
-        perr(st, line, "%s: only allowed in a [listener NAME] section", p->name);
-        return false;
-    }
-    return true;
+    return r;
 }
 
 static void do_key(parser *st, char *text, unsigned line)
@@ -315,8 +391,7 @@ static void do_key(parser *st, char *text, unsigned line)
     }
     if (!scope_ok(st, p, line))
         return;
-    unsigned *set = st->cur ? st->cur->set_line : st->cfg->set_line;
-    unsigned *first = &set[p - ph_cfg_params];
+    unsigned *first = &ph_cfg_set_lines(st->cfg, st->cur)[p - ph_cfg_params];
     if (*first && p->type != T_LIST) {
         perr(st, line, "%s: set twice (first at line %u)", p->name, *first);
         return;
@@ -325,8 +400,7 @@ static void do_key(parser *st, char *text, unsigned line)
         perr(st, line, "%s: missing value", p->name);
         return;
     }
-    void *slot = ph_cfg_slot(st->cfg, st->cur, p);
-    int r = ph_cfg_types[p->type].parse(p, value, slot, why, sizeof(why));
+    int r = parse_value(p, value, ph_cfg_slot(st->cfg, st->cur, p), !*first, why, sizeof(why));
     if (r == NOMEM)
         st->oom = true;
     else if (r == BAD)
@@ -449,10 +523,12 @@ static void read_lines(parser *st, const char *buf, size_t len)
  * (after inheriting: the default tls mode depends on the effective tls_cert). */
 static void resolve_listener(parser *st, ph_config_listener *l)
 {
+    section sec = listener_section(l);
     for (size_t i = 0; i < ph_cfg_nparams; i++) {
         const param *p = &ph_cfg_params[i];
         if (p->scope == S_BOTH && !l->set_line[i] &&
-            ph_cfg_copy_value(p, ph_cfg_slot(st->cfg, l, p), ph_cfg_slot(st->cfg, NULL, p)) != 0)
+            ph_cfg_copy_value(p, ph_cfg_slot(st->cfg, sec, p),
+                              ph_cfg_slot(st->cfg, global_section(), p)) != 0)
             st->oom = true;
     }
     for (size_t i = 0; i < ph_cfg_nparams; i++) {
@@ -463,9 +539,9 @@ static void resolve_listener(parser *st, ph_config_listener *l)
         if (v < 0) /* tls: starttls when there is a certificate */
             v = *l->s.tls_cert ? PH_TLS_STARTTLS : PH_TLS_NONE;
         if (p->type == T_BOOL)
-            *(bool *)ph_cfg_slot(st->cfg, l, p) = v != 0;
+            *(bool *)ph_cfg_slot(st->cfg, sec, p) = v != 0;
         else
-            *(int *)ph_cfg_slot(st->cfg, l, p) = v;
+            *(int *)ph_cfg_slot(st->cfg, sec, p) = v;
     }
 }
 
@@ -475,7 +551,7 @@ static void finish(parser *st)
         resolve_listener(st, &st->cfg->listeners[i]);
     if (st->oom)
         return;
-    ph_cfg_check(st->cfg, st->errs, st->sections);
+    ph_cfg_check(st->cfg, st->errs, st->listener_headers);
 }
 
 /* ---- public API ------------------------------------------------------------------------- */
@@ -484,10 +560,17 @@ void ph_config_free(ph_config *cfg)
 {
     if (!cfg)
         return;
-    release_scope(cfg, NULL);
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        release_scope(cfg, &cfg->listeners[i]);
+    release_section(cfg, global_section());
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        release_section(cfg, listener_section(&cfg->listeners[i]));
+        free(cfg->listeners[i].name);
+    }
+    for (size_t i = 0; i < cfg->ndomains; i++) {
+        release_section(cfg, domain_section(&cfg->domains[i]));
+        free(cfg->domains[i].name);
+    }
     free(cfg->listeners);
+    free(cfg->domains);
     free(cfg->file);
     free(cfg);
 }
@@ -496,16 +579,17 @@ int ph_config_parse(const char *name, const char *buf, size_t len, ph_config **o
                     ph_config_errors *errs)
 {
     ph_config_errors local = {0};
-    parser st = {.errs = errs ? errs : &local};
+    parser st = {.errs = errs ? errs : &local, .cur = global_section()};
     memset(st.errs, 0, sizeof(*st.errs));
     *out = NULL;
     if (!(st.cfg = calloc(1, sizeof(*st.cfg))) || !(st.cfg->file = strdup(name ? name : "-"))) {
         free(st.cfg);
         return -ENOMEM;
     }
-    init_defaults(&st, NULL);
+    init_defaults(&st, global_section());
     read_lines(&st, buf, len);
-    release_scope(st.cfg, &st.scratch);
+    release_section(st.cfg, listener_section(&st.scratch));
+    release_section(st.cfg, domain_section(&st.scratch_domain));
     free(st.text);
     if (!st.oom)
         finish(&st);
@@ -576,10 +660,9 @@ int ph_config_load(const char *path, ph_config **out, ph_config_errors *errs)
     return r;
 }
 
-static void dump_param(const ph_config *cfg, const ph_config_listener *l, const param *p,
-                       FILE *out)
+static void dump_param(const ph_config *cfg, section sec, const param *p, FILE *out)
 {
-    const void *slot = ph_cfg_slot(cfg, l, p);
+    const void *slot = ph_cfg_slot(cfg, sec, p);
     if (p->type == T_LIST) { /* one line per entry: any list re-parses within line limits */
         const ph_strlist *list = slot;
         for (size_t i = 0; i < list->n; i++)
@@ -594,24 +677,27 @@ static void dump_param(const ph_config *cfg, const ph_config_listener *l, const 
     fputc('\n', out);
 }
 
-static void dump_scope(const ph_config *cfg, const ph_config_listener *l, bool only_set,
-                       FILE *out)
+static void dump_section(const ph_config *cfg, section sec, bool only_set, FILE *out)
 {
-    const unsigned *set = l ? l->set_line : cfg->set_line;
+    const unsigned *set = ph_cfg_set_lines(cfg, sec);
     /* a section starts with what only a listener has (listen first), then its overrides */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < ph_cfg_nparams; i++)
-            if (in_scope(&ph_cfg_params[i], l != NULL) && (!only_set || set[i]) &&
+            if (in_scope(&ph_cfg_params[i], sec.kind) && (!only_set || set[i]) &&
                 (ph_cfg_params[i].scope == S_BOTH) == (pass == 1))
-                dump_param(cfg, l, &ph_cfg_params[i], out);
+                dump_param(cfg, sec, &ph_cfg_params[i], out);
 }
 
 int ph_config_dump(const ph_config *cfg, FILE *out, bool only_set)
 {
-    dump_scope(cfg, NULL, only_set, out);
+    dump_section(cfg, global_section(), only_set, out);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         fprintf(out, "\n[listener %s]\n", cfg->listeners[i].name);
-        dump_scope(cfg, &cfg->listeners[i], only_set, out);
+        dump_section(cfg, listener_section(&cfg->listeners[i]), only_set, out);
+    }
+    for (size_t i = 0; i < cfg->ndomains; i++) {
+        fprintf(out, "\n[domain %s]\n", cfg->domains[i].name);
+        dump_section(cfg, domain_section(&cfg->domains[i]), only_set, out);
     }
     return fflush(out) != 0 || ferror(out) ? -EIO : 0;
 }
@@ -641,20 +727,43 @@ const ph_config_listener *ph_config_find_listener(const ph_config *cfg, const ch
     return NULL;
 }
 
-int ph_config_value(const ph_config *cfg, const ph_config_listener *l, const char *key,
-                    char *buf, size_t size)
+/* Whether a and b are equal, ASCII letters compared case-insensitively. */
+static bool ascii_case_equal(const char *a, const char *b)
 {
-    const param *p = ph_cfg_find_param(key);
+    for (; *a; a++, b++)
+        if (ascii_lower(*a) != ascii_lower(*b)) /* also when b ends first */
+            return false;
+    return *b == '\0';
+}
+
+const ph_config_domain *ph_config_find_domain(const ph_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->ndomains; i++)
+        if (ascii_case_equal(cfg->domains[i].name, name))
+            return &cfg->domains[i];
+    return NULL;
+}
+
+size_t ph_config_retry_schedule(const ph_config *cfg, uint64_t *ms, size_t max)
+{
+    const ph_strlist *delays = &cfg->g.queue_retry_schedule;
+    size_t n = 0;
+    /* every entry was checked by the parser; stop at one that is not a duration all the same */
+    while (n < delays->n && n < max && ph_cfg_duration_ms(delays->v[n], &ms[n]) == 0)
+        n++;
+    return n;
+}
+
+/* p's value in section sec as dumped, into buf (see ph_config_value). */
+static int print_value(const ph_config *cfg, section sec, const param *p, char *buf,
+                       size_t size)
+{
     char *text = NULL;
     size_t len = 0;
-    if (!p)
-        return -ENOENT;
-    if (!l && !in_scope(p, false))
-        return -EINVAL;
     FILE *f = open_memstream(&text, &len);
     if (!f)
         return -ENOMEM;
-    ph_cfg_types[p->type].print(p, ph_cfg_slot(cfg, l, p), f);
+    ph_cfg_types[p->type].print(p, ph_cfg_slot(cfg, sec, p), f);
     if (fclose(f) != 0) {
         free(text);
         return -ENOMEM;
@@ -665,17 +774,45 @@ int ph_config_value(const ph_config *cfg, const ph_config_listener *l, const cha
     return len < size ? 0 : -ENOSPC;
 }
 
+int ph_config_value(const ph_config *cfg, const ph_config_listener *l, const char *key,
+                    char *buf, size_t size)
+{
+    const param *p = ph_cfg_find_param(key);
+    if (!p)
+        return -ENOENT;
+    if (p->scope == S_DOMAIN || (!l && !in_scope(p, S_GLOBAL)))
+        return -EINVAL;
+    return print_value(cfg, listener_section(l), p, buf, size);
+}
+
+int ph_config_domain_value(const ph_config *cfg, const ph_config_domain *d, const char *key,
+                           char *buf, size_t size)
+{
+    const param *p = ph_cfg_find_param(key);
+    if (!p)
+        return -ENOENT;
+    return p->scope == S_DOMAIN ? print_value(cfg, domain_section(d), p, buf, size) : -EINVAL;
+}
+
 unsigned ph_config_set_line(const ph_config *cfg, const ph_config_listener *l, const char *key)
 {
     const param *p = ph_cfg_find_param(key);
-    if (!p || !in_scope(p, l != NULL))
+    section sec = listener_section(l);
+    if (!p || !in_scope(p, sec.kind))
         return 0;
-    return (l ? l->set_line : cfg->set_line)[p - ph_cfg_params];
+    return ph_cfg_set_lines(cfg, sec)[p - ph_cfg_params];
+}
+
+unsigned ph_config_domain_set_line(const ph_config_domain *d, const char *key)
+{
+    const param *p = ph_cfg_find_param(key);
+    return p && p->scope == S_DOMAIN ? d->set_line[p - ph_cfg_params] : 0;
 }
 
 int ph_config_param_info_get(size_t i, ph_config_param_info *info)
 {
-    static const char *const scopes[] = {"", "global", "listener", "global, listener"};
+    static const char *const scopes[] = {[S_GLOBAL] = "global", [S_LISTENER] = "listener",
+                                         [S_BOTH] = "global, listener", [S_DOMAIN] = "domain"};
     if (i >= ph_cfg_nparams)
         return -ENOENT;
     const param *p = &ph_cfg_params[i];

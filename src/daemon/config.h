@@ -1,6 +1,8 @@
 /*
  * config.h - the posthorn configuration file, posthorn.conf(5): the one table of parameters,
- * the parser, the effective values (listener overrides and role defaults applied) and `dump`.
+ * the parser, the effective values (listener overrides and role defaults applied), the local
+ * domains ([domain NAME] sections), `dump`, and small helpers over the parsed values (the
+ * retry schedule in milliseconds, Maildir path expansion).
  *
  * A loaded ph_config owns every string and array it points to; ph_config_free() releases all
  * of it. Parsing never stops at the first problem: every error is collected as "FILE:LINE:
@@ -23,9 +25,11 @@
 #define PH_CONFIG_MAX_VALUE 4096       /* bytes in a string value or a list entry: a dump line
                                           (key = value) always fits in PH_CONFIG_MAX_LINE */
 #define PH_CONFIG_MAX_LISTENERS 256    /* [listener] sections */
-#define PH_CONFIG_MAX_LIST 1024        /* entries in one list parameter */
+#define PH_CONFIG_MAX_DOMAINS 1024     /* [domain] sections */
+#define PH_CONFIG_MAX_LIST 1024        /* entries in one list parameter (some have less) */
+#define PH_CONFIG_MAX_RETRIES 32       /* entries in queue_retry_schedule */
 #define PH_CONFIG_MAX_ERRORS 100       /* messages kept; further ones are only counted */
-#define PH_CONFIG_MAX_PARAMS 48        /* room for the parameter table (checked at build) */
+#define PH_CONFIG_MAX_PARAMS 64        /* room for the parameter table (checked at build) */
 
 /* Enum parameters: the values are the indexes of the words in the table, in this order. */
 typedef enum ph_log_target { PH_LOG_STDERR, PH_LOG_SYSLOG } ph_log_target;
@@ -34,6 +38,7 @@ typedef enum ph_role { PH_ROLE_MX, PH_ROLE_SUBMISSION, PH_ROLE_SUBMISSIONS } ph_
 typedef enum ph_tls_mode { PH_TLS_NONE, PH_TLS_STARTTLS, PH_TLS_IMPLICIT } ph_tls_mode;
 typedef enum ph_auth_mode { PH_AUTH_NONE, PH_AUTH_TLS, PH_AUTH_INSECURE } ph_auth_mode;
 typedef enum ph_tls_version { PH_TLS_V1_2, PH_TLS_V1_3 } ph_tls_version;
+typedef enum ph_transport { PH_TRANSPORT_MAILDIR, PH_TRANSPORT_LMTP } ph_transport;
 
 /* A list parameter: n words in file order. */
 typedef struct ph_strlist {
@@ -81,6 +86,13 @@ typedef struct ph_config_global {
     uint64_t auth_fail_delay_ms;
     ph_strlist tls_sni;            /* "NAME:CERTFILE:KEYFILE" each */
     unsigned max_connections;
+    ph_strlist queue_retry_schedule; /* 1..PH_CONFIG_MAX_RETRIES durations (1s..7d) as written;
+                                        ph_config_retry_schedule() gives milliseconds */
+    uint64_t queue_lifetime_ms;    /* then undelivered recipients fail and bounce */
+    unsigned queue_concurrency;    /* delivery attempts running at once */
+    unsigned max_received_headers; /* more Received: headers: 554 5.4.6 (a mail loop) */
+    char *control_socket;          /* "" = <queue_dir>/control */
+    ph_strlist relay_networks;     /* "ADDR" or "ADDR/PREFIX", IPv4 or IPv6, inet_pton-valid */
 } ph_config_global;
 
 /* One [listener NAME] section with fully resolved effective values. */
@@ -97,12 +109,34 @@ typedef struct ph_config_listener {
     unsigned set_line[PH_CONFIG_MAX_PARAMS]; /* private: where each parameter was set, 0 = not */
 } ph_config_listener;
 
+/*
+ * One [domain NAME] section: a local domain, whose mail is delivered here. Strings are never
+ * NULL ("" = unset). Its parameters exist only in domain sections (nothing is inherited).
+ */
+typedef struct ph_config_domain {
+    char *name;                    /* lowercased; a valid host name of at most 253 bytes */
+    unsigned line;                 /* of the [domain NAME] header */
+    int transport;                 /* ph_transport */
+    char *maildir;                 /* absolute pattern with %u, %d, %% (ph_config_expand_maildir) */
+    char *mailboxes;               /* path of the domain's user list, or "" */
+    ph_strlist users;              /* local parts given inline (1..64 bytes, no '@') */
+    char *aliases;                 /* path of the aliases file, or "" */
+    char *catch_all;               /* "LOCAL" or "LOCAL@DOMAIN" for unknown users; "" = none */
+    char *recipient_delimiter;     /* "" (none) or one of + - _ = . */
+    char *lmtp;                    /* "unix:/path", "HOST:PORT", "[v6]:PORT" or ""; set when
+                                      transport is lmtp */
+    uint64_t lmtp_timeout_ms;
+    unsigned set_line[PH_CONFIG_MAX_PARAMS]; /* private: where each parameter was set, 0 = not */
+} ph_config_domain;
+
 typedef struct ph_config {
     char *file;                    /* the name given to the parser */
     ph_config_global g;
     ph_config_shared s;            /* the global values of the overridable parameters */
     ph_config_listener *listeners; /* n, in file order */
     size_t nlisteners;
+    ph_config_domain *domains;     /* n, in file order; names unique (case-insensitively) */
+    size_t ndomains;
     unsigned set_line[PH_CONFIG_MAX_PARAMS]; /* private: global scope, as above */
 } ph_config;
 
@@ -135,7 +169,8 @@ void ph_config_free(ph_config *cfg);                /* NULL is allowed */
 void ph_config_errors_free(ph_config_errors *errs); /* leaves it empty; NULL is allowed */
 
 /*
- * Writes the config in file syntax: global parameters, then each [listener NAME] section.
+ * Writes the config in file syntax: global parameters, then each [listener NAME] section, then
+ * each [domain NAME] section.
  * only_set false: every effective value (role defaults and inherited values spelled out);
  * true: only the values set in the file (`dump -n`). Both re-parse to the same config.
  * Returns 0 or -EIO if the stream reported an error.
@@ -153,10 +188,34 @@ void ph_config_listener_limits(const ph_config *cfg, const ph_config_listener *l
 /* The listener called name, or NULL. */
 const ph_config_listener *ph_config_find_listener(const ph_config *cfg, const char *name);
 
+/* The domain called name, compared ASCII case-insensitively ("Example.ORG" finds
+ * [domain example.org]), or NULL. A linear scan: at most PH_CONFIG_MAX_DOMAINS entries. */
+const ph_config_domain *ph_config_find_domain(const ph_config *cfg, const char *name);
+
+/*
+ * queue_retry_schedule in milliseconds: writes the first min(entries, max) delays to ms[] in
+ * file order and returns how many were written (at least 1 when max > 0; the parser requires
+ * 1..PH_CONFIG_MAX_RETRIES entries, so ms[PH_CONFIG_MAX_RETRIES] always holds them all).
+ */
+size_t ph_config_retry_schedule(const ph_config *cfg, uint64_t *ms, size_t max);
+
+/*
+ * Expands a maildir pattern for one recipient into out (NUL-terminated): %u becomes user, %d
+ * domain, %% a '%'; both are lowercased (ASCII) on the way, the caller passes the local part
+ * already without its +extension. Returns 0, or -EINVAL for a bad pattern (not absolute, '%'
+ * followed by anything else or at the end) or a user/domain that could leave the pattern's
+ * directory (empty, ".", "..", or containing '/'), or -ENOSPC if the result and its NUL do not
+ * fit in size bytes (out then holds as much as fits, still terminated). out may be NULL when
+ * size is 0: that only validates (-ENOSPC then means a good pattern). Borrows every argument.
+ */
+int ph_config_expand_maildir(const char *pattern, const char *user, const char *domain,
+                             char *out, size_t size);
+
 /*
  * The effective value of key as it would be dumped (lists space-separated), for listener l
- * or the global scope (l NULL). -ENOENT unknown key, -EINVAL listener-only key with l NULL,
- * -ENOSPC buf too small (it is then truncated), -ENOMEM.
+ * or the global scope (l NULL). -ENOENT unknown key, -EINVAL listener-only key with l NULL or
+ * a domain key (see ph_config_domain_value), -ENOSPC buf too small (it is then truncated),
+ * -ENOMEM.
  */
 int ph_config_value(const ph_config *cfg, const ph_config_listener *l, const char *key,
                     char *buf, size_t size);
@@ -164,10 +223,19 @@ int ph_config_value(const ph_config *cfg, const ph_config_listener *l, const cha
 /* The line where key was set in l's section (l NULL: before any section); 0 = not set there. */
 unsigned ph_config_set_line(const ph_config *cfg, const ph_config_listener *l, const char *key);
 
+/*
+ * As ph_config_value() and ph_config_set_line() for a parameter of domain d (one of
+ * cfg->domains): -ENOENT unknown key, -EINVAL a key that is not a domain parameter; the set
+ * line is 0 for those too.
+ */
+int ph_config_domain_value(const ph_config *cfg, const ph_config_domain *d, const char *key,
+                           char *buf, size_t size);
+unsigned ph_config_domain_set_line(const ph_config_domain *d, const char *key);
+
 /* One row of the parameter table, for `posthorn config params` and documentation checks. */
 typedef struct ph_config_param_info {
     const char *name;
-    const char *scope;             /* "global", "listener" or "global, listener" */
+    const char *scope;             /* "global", "listener", "global, listener" or "domain" */
     const char *type;              /* "string", "path", "bool", "uint", "size", "duration",
                                       "enum" or "list" */
     const char *def;               /* default in file syntax ("" = empty); NULL: by role */

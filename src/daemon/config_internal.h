@@ -1,7 +1,8 @@
 /*
  * config_internal.h - what the two halves of posthorn.conf(5) share: config_table.c (the
- * parameter table, the value types, the cross-field checks) and config.c (the line parser,
- * listener resolution, the error list, `dump` and the public API of config.h).
+ * parameter table, the value types and checks, the cross-field checks) and config.c (the line
+ * parser, sections, listener resolution, the error list, `dump` and the public API of
+ * config.h).
  *
  * Internal to those two files: no other module includes it; everyone else uses config.h.
  * No mutable state: the table is read-only and every function works on what it is given.
@@ -25,7 +26,17 @@
 typedef enum ptype {
     T_STRING, T_PATH, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_ENUM, T_LIST, T__N
 } ptype;
-typedef enum pscope { S_GLOBAL = 1, S_LISTENER = 2, S_BOTH = S_GLOBAL | S_LISTENER } pscope;
+/* Where a parameter may be set; also the kind of a section (S_GLOBAL: before any section). */
+typedef enum pscope {
+    S_GLOBAL = 1, S_LISTENER = 2, S_BOTH = S_GLOBAL | S_LISTENER, S_DOMAIN = 4
+} pscope;
+
+/* A place keys are set in: the global scope (l and d NULL), a listener or a domain. */
+typedef struct section {
+    pscope kind; /* S_GLOBAL, S_LISTENER or S_DOMAIN */
+    const ph_config_listener *l;
+    const ph_config_domain *d;
+} section;
 
 /* Extra check of a string value or of one list entry: NULL if fine, else what is wrong. */
 typedef const char *(*value_check)(const char *s);
@@ -34,10 +45,11 @@ typedef struct param {
     const char *name;
     ptype type;
     pscope scope;
-    size_t offset;        /* into ph_config_global, ph_config_listener or ph_config_shared */
+    size_t offset;        /* into ph_config_global, ph_config_listener, ph_config_shared or
+                             ph_config_domain */
     const char *def;      /* default in file syntax; NULL: from role_def by the role */
     int role_def[3];      /* defaults for mx, submission, submissions; -1: computed (tls) */
-    uint64_t min, max;    /* uint, size, duration (in ms) */
+    uint64_t min, max;    /* uint, size, duration (in ms); list: max entries (0: the cap) */
     const char *const *words; /* enum: the words, in the order of the C enum */
     value_check check;
     const char *help;
@@ -60,10 +72,26 @@ typedef struct qbuf {
 
 /* ---- inline helpers of both files ------------------------------------------------------- */
 
-/* Whether p may be set in a [listener] section (listener) or before any section. */
-static inline bool in_scope(const param *p, bool listener)
+/* Whether p may be set in a section of this kind (S_GLOBAL: before any section). */
+static inline bool in_scope(const param *p, pscope kind)
 {
-    return (p->scope & (listener ? S_LISTENER : S_GLOBAL)) != 0;
+    return (p->scope & kind) != 0;
+}
+
+static inline section global_section(void)
+{
+    return (section){.kind = S_GLOBAL};
+}
+
+/* l NULL: the global scope (the convention of the public API). */
+static inline section listener_section(const ph_config_listener *l)
+{
+    return l ? (section){.kind = S_LISTENER, .l = l} : global_section();
+}
+
+static inline section domain_section(const ph_config_domain *d)
+{
+    return (section){.kind = S_DOMAIN, .d = d};
 }
 
 /* Character classes of the parser and the value checks (ASCII only, whatever the locale). */
@@ -72,6 +100,11 @@ static inline bool is_digit(int c) { return c >= '0' && c <= '9'; }
 static inline bool is_alnum(int c)
 {
     return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
 /* True if s[0..n) is non-empty and only has alphanumerics and the bytes in extra. */
@@ -92,8 +125,19 @@ extern const type_ops ph_cfg_types[T__N];
 /* The row called name, or NULL. */
 const param *ph_cfg_find_param(const char *name);
 
-/* Where parameter p lives for listener l (NULL: the global scope). */
-void *ph_cfg_slot(const ph_config *cfg, const ph_config_listener *l, const param *p);
+/* Where parameter p (in scope for sec.kind) lives in section sec. */
+void *ph_cfg_slot(const ph_config *cfg, section sec, const param *p);
+
+/* The set_line array of section sec. */
+unsigned *ph_cfg_set_lines(const ph_config *cfg, section sec);
+
+/* A duration in file syntax ("90", "5m", ...) in milliseconds: 0, or BAD if it is not one or
+ * does not fit 64 bits (no bounds applied). */
+int ph_cfg_duration_ms(const char *s, uint64_t *ms);
+
+/* Whether s is a valid [domain NAME]: 1..253 bytes, dot-separated labels of 1..63 letters,
+ * digits and '-', no label starting or ending with '-'. */
+bool ph_cfg_domain_name_ok(const char *s);
 
 /* s for a message: at most 56 bytes of it, anything but printable ASCII as \xNN (no byte of
  * the file can reach a terminal raw), "..." if shortened. Returns q->s. */
@@ -109,8 +153,9 @@ int ph_cfg_copy_value(const param *p, void *dst, const void *src);
 void ph_cfg_describe_values(const param *p, char *buf, size_t size);
 
 /* The cross-field checks of a config whose listeners are resolved: the global ones, then each
- * listener's, adding errors to errs. sections: a section header was seen. */
-void ph_cfg_check(const ph_config *cfg, ph_config_errors *errs, bool sections);
+ * listener's, then each domain's, adding errors to errs. listener_headers: a section header
+ * other than [domain ...] was seen (so "no [listener] section" would only repeat an error). */
+void ph_cfg_check(const ph_config *cfg, ph_config_errors *errs, bool listener_headers);
 
 /* ---- config.c --------------------------------------------------------------------------- */
 

@@ -1,9 +1,10 @@
 /*
  * config_table.c - the parameter table of posthorn.conf(5) (name, scope, type, default, bounds,
  * help), the value types (parsing and printing of string, path, bool, uint, size, duration,
- * enum and list values, with their extra checks) and the cross-field checks run once every
- * listener is resolved. The line parser, resolution and `dump` are in config.c; the two share
- * config_internal.h.
+ * enum and list values, with their extra checks: addresses, networks, domain names, maildir
+ * patterns, whose expansion ph_config_expand_maildir() is here too, next to its check) and the
+ * cross-field checks run once every listener is resolved. The line parser, sections,
+ * resolution and `dump` are in config.c; the two share config_internal.h.
  *
  * Owns no state: the table is read-only; slots belong to the ph_config they are in. A value that
  * is not acceptable is refused with the reason (BAD), never clamped; a value parser out of
@@ -15,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L /* strdup, strndup when built standalone */
 #endif
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,21 +58,29 @@ static const char *check_account(const char *s)
     return n <= 32 && s[0] != '-' && only_chars(s, n, "._-") ? NULL : "not a user or group name";
 }
 
-static const char *check_port(const char *s)
+static bool port_ok(const char *s, unsigned long min)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 5 || strspn(s, "0123456789") != n || strtoul(s, NULL, 10) > 65535)
-        return "bad port (0..65535)";
-    return NULL;
+    if (n == 0 || n > 5 || strspn(s, "0123456789") != n)
+        return false;
+    unsigned long port = strtoul(s, NULL, 10);
+    return port >= min && port <= 65535;
 }
 
-static const char *check_listen(const char *s)
+static const char *check_unix_path(const char *path)
 {
-    if (strncmp(s, "unix:", 5) == 0) {
-        if (s[5] != '/')
-            return "a unix socket path must be absolute (unix:/path)";
-        return strlen(s + 5) < 108 ? NULL : "unix socket path longer than 107 bytes";
-    }
+    return strlen(path) < 108 ? NULL : "unix socket path longer than 107 bytes";
+}
+
+/* An address to listen on (listening: "*" is every address, port 0 picks a free one) or to
+ * connect to (neither makes sense there). */
+static const char *check_address(const char *s, bool listening)
+{
+    const char *bad_port = listening ? "bad port (0..65535)" : "bad port (1..65535)";
+    unsigned long min_port = listening ? 0 : 1;
+    if (strncmp(s, "unix:", 5) == 0)
+        return s[5] == '/' ? check_unix_path(s + 5)
+                           : "a unix socket path must be absolute (unix:/path)";
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         char host[INET6_ADDRSTRLEN];
@@ -80,15 +90,34 @@ static const char *check_listen(const char *s)
             return "expected [IPv6]:PORT";
         memcpy(host, s + 1, n);
         host[n] = '\0';
-        return inet_pton(AF_INET6, host, &a) == 1 ? check_port(close + 2) : "bad IPv6 address";
+        if (inet_pton(AF_INET6, host, &a) != 1)
+            return "bad IPv6 address";
+        return port_ok(close + 2, min_port) ? NULL : bad_port;
     }
     const char *colon = strrchr(s, ':');
     if (!colon)
-        return "expected HOST:PORT, [IPv6]:PORT, *:PORT or unix:/path";
+        return listening ? "expected HOST:PORT, [IPv6]:PORT, *:PORT or unix:/path"
+                         : "expected unix:/path, HOST:PORT or [IPv6]:PORT";
     size_t n = (size_t)(colon - s);
-    if (!(n == 1 && s[0] == '*') && !host_ok(s, n))
-        return "bad host (an IPv4 address, a host name, [IPv6] or *)";
-    return check_port(colon + 1);
+    if (!(listening && n == 1 && s[0] == '*') && !host_ok(s, n))
+        return listening ? "bad host (an IPv4 address, a host name, [IPv6] or *)"
+                         : "bad host (an IPv4 address, a host name or [IPv6])";
+    return port_ok(colon + 1, min_port) ? NULL : bad_port;
+}
+
+static const char *check_listen(const char *s)
+{
+    return check_address(s, true);
+}
+
+static const char *check_lmtp(const char *s)
+{
+    return *s ? check_address(s, false) : NULL;
+}
+
+static const char *check_control_socket(const char *s)
+{
+    return check_unix_path(s);
 }
 
 /* NAME:CERTFILE:KEYFILE, exactly three non-empty parts. */
@@ -100,6 +129,139 @@ static const char *check_sni(const char *s)
     return only_chars(s, (size_t)(a - s), ".-*") ? NULL : "bad server name before the first ':'";
 }
 
+/* ADDRESS or ADDRESS/PREFIX, IPv4 or IPv6 (a ':' tells which), as inet_pton reads them. */
+static const char *check_network(const char *s)
+{
+    char addr[INET6_ADDRSTRLEN];
+    unsigned char bin[sizeof(struct in6_addr)];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof(addr))
+        return "not a network (ADDRESS or ADDRESS/PREFIX, IPv4 or IPv6)";
+    memcpy(addr, s, n);
+    addr[n] = '\0';
+    bool v6 = strchr(addr, ':') != NULL;
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, addr, bin) != 1)
+        return "not a network (ADDRESS or ADDRESS/PREFIX, IPv4 or IPv6)";
+    if (!slash)
+        return NULL;
+    size_t len = strlen(slash + 1);
+    if (len == 0 || len > 3 || strspn(slash + 1, "0123456789") != len ||
+        (len > 1 && slash[1] == '0') || strtoul(slash + 1, NULL, 10) > (v6 ? 128u : 32u))
+        return v6 ? "bad prefix length (0..128 for IPv6)" : "bad prefix length (0..32 for IPv4)";
+    return NULL;
+}
+
+/* ---- domain names and maildir patterns ------------------------------------------------- */
+
+bool ph_cfg_domain_name_ok(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == '.') { /* a label ends: s[i - label .. i) */
+            if (label == 0 || label > 63 || s[i - label] == '-' || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (is_alnum((unsigned char)s[i]) || s[i] == '-') {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Whether s can stand for one name in a path without leaving the directory it is put in. */
+static bool path_part_ok(const char *s)
+{
+    return *s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strchr(s, '/');
+}
+
+/* Whether every '%' in pattern is %u, %d or %%. */
+static bool pattern_ok(const char *pattern)
+{
+    for (const char *p = strchr(pattern, '%'); p; p = strchr(p + 2, '%'))
+        if (!p[1] || !strchr("ud%", p[1]))
+            return false;
+    return true;
+}
+
+int ph_config_expand_maildir(const char *pattern, const char *user, const char *domain,
+                             char *out, size_t size)
+{
+    size_t o = 0; /* length of the full result so far, written or not */
+    if (size)
+        out[0] = '\0';
+    if (pattern[0] != '/' || !pattern_ok(pattern) || !path_part_ok(user) ||
+        !path_part_ok(domain))
+        return -EINVAL;
+    for (const char *p = pattern; *p; p++) {
+        const char *put = p; /* a literal byte, or the '%' of "%%" */
+        size_t n = 1;
+        bool name = *p == '%' && *++p != '%';
+        if (name) {
+            put = *p == 'u' ? user : domain;
+            n = strlen(put);
+        }
+        for (size_t i = 0; i < n; i++, o++)
+            if (o + 1 < size)
+                out[o] = name ? ascii_lower(put[i]) : put[i];
+    }
+    if (size)
+        out[o < size ? o : size - 1] = '\0';
+    return o < size ? 0 : -ENOSPC;
+}
+
+/* One entry of queue_retry_schedule. */
+static const char *check_retry(const char *s)
+{
+    uint64_t ms = 0;
+    int r = ph_cfg_duration_ms(s, &ms);
+    if (r == BAD)
+        return "not a duration (seconds, or a number with ms, s, m, h or d)";
+    return r == 0 && ms >= 1000 && ms <= 7 * 86400000ull ? NULL : "out of range (1s..7d)";
+}
+
+/* A maildir pattern: absolute, and every '%' is %u, %d or %% (the expansion decides). */
+static const char *check_maildir(const char *s)
+{
+    if (s[0] != '/')
+        return "must be an absolute path (starting with '/')";
+    return ph_config_expand_maildir(s, "u", "d", NULL, 0) == -EINVAL
+               ? "only %u (user), %d (domain) and %% may follow '%'"
+               : NULL;
+}
+
+/* An entry of users: a local part. Blanks and commas split list entries and control bytes are
+ * refused with their line, so neither can reach this check. */
+static const char *check_user(const char *s)
+{
+    if (strlen(s) > 64)
+        return "longer than 64 bytes (a local part)";
+    return strchr(s, '@') ? "a local part, without '@'" : NULL;
+}
+
+/* LOCAL or LOCAL@DOMAIN, without blanks. */
+static const char *check_catch_all(const char *s)
+{
+    const char *at = strchr(s, '@');
+    size_t local = at ? (size_t)(at - s) : strlen(s);
+    if (!*s)
+        return NULL;
+    if (strpbrk(s, " \t") || local == 0 || local > 64 || (at && !host_ok(at + 1, strlen(at + 1))))
+        return "not a local part (at most 64 bytes) or LOCAL@DOMAIN";
+    return NULL;
+}
+
+static const char *check_delimiter(const char *s)
+{
+    if (*s && (s[1] || !strchr("+-_=.", s[0])))
+        return "one of + - _ = . (or empty: none)";
+    return NULL;
+}
+
 /* ---- the parameter table ---------------------------------------------------------------- */
 
 static const char *const w_level[] = {"error", "warn", "info", "debug", NULL};
@@ -109,10 +271,12 @@ static const char *const w_role[] = {"mx", "submission", "submissions", NULL};
 static const char *const w_tls[] = {"none", "starttls", "implicit", NULL};
 static const char *const w_auth[] = {"none", "tls", "insecure", NULL};
 static const char *const w_version[] = {"TLSv1.2", "TLSv1.3", NULL};
+static const char *const w_transport[] = {"maildir", "lmtp", NULL};
 
 #define G(f) .scope = S_GLOBAL, .offset = offsetof(ph_config_global, f)
 #define B(f) .scope = S_BOTH, .offset = offsetof(ph_config_shared, f)
 #define L(f) .scope = S_LISTENER, .offset = offsetof(ph_config_listener, f)
+#define D(f) .scope = S_DOMAIN, .offset = offsetof(ph_config_domain, f)
 #define SEC 1000ull
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
@@ -139,6 +303,16 @@ const param ph_cfg_params[] = {
      .help = "directory for accepted messages (.eml and .json); needed by delivery = store"},
     {.name = "queue_dir", .type = T_PATH, G(queue_dir), .def = "/var/spool/posthorn",
      .help = "the durable queue (incoming/, queue/, corrupt/) for delivery = queue"},
+    {.name = "queue_retry_schedule", .type = T_LIST, G(queue_retry_schedule),
+     .def = "1m 5m 15m 1h 4h", .max = PH_CONFIG_MAX_RETRIES, .check = check_retry,
+     .help = "delays between delivery attempts (1s..7d each); the last one repeats"},
+    {.name = "queue_lifetime", .type = T_DURATION, G(queue_lifetime_ms), .def = "5d", .min = MIN,
+     .max = 60 * DAY, .help = "then a message's undelivered recipients fail and a bounce is sent"},
+    {.name = "queue_concurrency", .type = T_UINT, G(queue_concurrency), .def = "20", .min = 1,
+     .max = 1000, .help = "delivery attempts running at once"},
+    {.name = "control_socket", .type = T_PATH, G(control_socket), .def = "",
+     .check = check_control_socket,
+     .help = "unix socket of `posthorn queue` (empty: QUEUE_DIR/control)"},
     {.name = "passwd_file", .type = T_PATH, G(passwd_file), .def = "",
      .help = "user:crypt-hash lines checked by AUTH; needed when a listener offers AUTH"},
     {.name = "auth_fail_limit", .type = T_UINT, G(auth_fail_limit), .def = "5", .min = 1,
@@ -149,6 +323,11 @@ const param ph_cfg_params[] = {
      .help = "more certificates chosen by SNI, NAME:CERTFILE:KEYFILE each (repeatable)"},
     {.name = "max_connections", .type = T_UINT, G(max_connections), .def = "10000", .min = 1,
      .max = 1000000, .help = "open sessions per worker process (421 4.7.0 beyond)"},
+    {.name = "max_received_headers", .type = T_UINT, G(max_received_headers), .def = "100",
+     .min = 1, .max = 1000, .help = "more Received: headers is a mail loop (554 5.4.6)"},
+    {.name = "relay_networks", .type = T_LIST, G(relay_networks), .def = "",
+     .check = check_network,
+     .help = "clients in these networks (ADDR or ADDR/PREFIX) may relay to other domains"},
 
     {.name = "max_message_size", .type = T_SIZE, B(max_message_size), .def = "32M",
      .min = 1 << 10, .max = 1 << 30, .help = "largest message accepted (552 5.3.4 beyond)"},
@@ -196,6 +375,26 @@ const param ph_cfg_params[] = {
                               "default: none for mx, tls otherwise"},
     {.name = "require_auth", .type = T_BOOL, L(require_auth), .role_def = {0, 1, 1},
      .help = "refuse MAIL before AUTH (530 5.7.0); default: no for mx, yes otherwise"},
+
+    {.name = "transport", .type = T_ENUM, D(transport), .def = "maildir", .words = w_transport,
+     .help = "how mail for the domain's users is delivered: into a Maildir or by LMTP"},
+    {.name = "maildir", .type = T_STRING, D(maildir), .def = "/var/mail/%d/%u/Maildir",
+     .check = check_maildir,
+     .help = "a user's Maildir: %u the local part, %d the domain, %% a '%'"},
+    {.name = "mailboxes", .type = T_PATH, D(mailboxes), .def = "",
+     .help = "file listing the domain's users (empty: none)"},
+    {.name = "users", .type = T_LIST, D(users), .def = "", .check = check_user,
+     .help = "local parts of the domain's users, inline (repeatable)"},
+    {.name = "aliases", .type = T_PATH, D(aliases), .def = "",
+     .help = "aliases file of the domain (empty: none)"},
+    {.name = "catch_all", .type = T_STRING, D(catch_all), .def = "", .check = check_catch_all,
+     .help = "local part or address receiving mail for unknown users (empty: none, 550)"},
+    {.name = "recipient_delimiter", .type = T_STRING, D(recipient_delimiter), .def = "+",
+     .check = check_delimiter, .help = "separates a local part from its extension (empty: none)"},
+    {.name = "lmtp", .type = T_STRING, D(lmtp), .def = "", .check = check_lmtp,
+     .help = "LMTP server for transport = lmtp: unix:/path, HOST:PORT or [IPv6]:PORT"},
+    {.name = "lmtp_timeout", .type = T_DURATION, D(lmtp_timeout_ms), .def = "5m", .min = SEC,
+     .max = HOUR, .help = "longest wait for the LMTP server at any step"},
 };
 
 #define NPARAMS (sizeof(ph_cfg_params) / sizeof(ph_cfg_params[0]))
@@ -215,14 +414,24 @@ static size_t param_index(const char *name)
     return (size_t)(ph_cfg_find_param(name) - ph_cfg_params);
 }
 
-/* Where parameter p lives for listener l (NULL: the global scope). */
-void *ph_cfg_slot(const ph_config *cfg, const ph_config_listener *l, const param *p)
+/* Where parameter p lives in section sec (a global-only one: in the global scope whatever the
+ * section, as the public API reads them). */
+void *ph_cfg_slot(const ph_config *cfg, section sec, const param *p)
 {
     const void *base = p->scope == S_GLOBAL     ? (const void *)&cfg->g
-                       : p->scope == S_LISTENER ? (const void *)l
-                       : l                      ? (const void *)&l->s
+                       : p->scope == S_LISTENER ? (const void *)sec.l
+                       : p->scope == S_DOMAIN   ? (const void *)sec.d
+                       : sec.l                  ? (const void *)&sec.l->s
                                                 : (const void *)&cfg->s;
     return (char *)base + p->offset;
+}
+
+unsigned *ph_cfg_set_lines(const ph_config *cfg, section sec)
+{
+    const unsigned *set = sec.kind == S_DOMAIN     ? sec.d->set_line
+                          : sec.kind == S_LISTENER ? sec.l->set_line
+                                                   : cfg->set_line;
+    return (unsigned *)set;
 }
 
 /* ---- value types ------------------------------------------------------------------------ */
@@ -300,6 +509,11 @@ static int read_scaled(const char *v, const unit *units, uint64_t *out)
         if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *p - '0', &n))
             return 1;
     return __builtin_mul_overflow(n, u->mul, out) ? 1 : 0;
+}
+
+int ph_cfg_duration_ms(const char *s, uint64_t *ms)
+{
+    return read_scaled(s, u_dur_in, ms);
 }
 
 static int parse_number(const param *p, const char *v, void *slot, char *why, size_t n)
@@ -430,13 +644,13 @@ static const char *next_word(const char *s, size_t *len)
 static int parse_list(const param *p, const char *v, void *slot, char *why, size_t n)
 {
     ph_strlist *l = slot;
-    size_t count = 0, len, k = 0;
+    size_t count = 0, len, k = 0, cap = p->max ? (size_t)p->max : PH_CONFIG_MAX_LIST;
     for (const char *s = v; (s = next_word(s, &len)); s += len)
         count++;
     if (count == 0)
         return 0;
-    if (count > PH_CONFIG_MAX_LIST - l->n) {
-        snprintf(why, n, "more than %d entries", PH_CONFIG_MAX_LIST);
+    if (count > cap - l->n) {
+        snprintf(why, n, "more than %zu entries", cap);
         return BAD;
     }
     char **grown = realloc(l->v, (l->n + count) * sizeof(*grown));
@@ -530,7 +744,7 @@ void ph_cfg_describe_values(const param *p, char *buf, size_t size)
 typedef struct check_state {
     const ph_config *cfg;
     ph_config_errors *errs;
-    bool sections; /* a section header was seen */
+    bool listener_headers; /* a section header other than [domain ...] was seen */
 } check_state;
 
 #define perr(st, line, ...) ph_cfg_errs_add((st)->errs, (st)->cfg->file, (line), __VA_ARGS__)
@@ -611,6 +825,15 @@ static void (*const listener_checks[])(check_state *, const ph_config_listener *
     check_listen_set, check_tls_files, check_require_tls, check_submissions, check_auth,
 };
 
+static void check_domain(check_state *st, const ph_config_domain *d)
+{
+    unsigned line = set_line_of(d->set_line, "transport");
+    if (d->transport == PH_TRANSPORT_LMTP && !*d->lmtp)
+        perr(st, line ? line : d->line,
+             "domain '%s': transport = lmtp needs lmtp (unix:/path, HOST:PORT or [IPv6]:PORT)",
+             d->name);
+}
+
 static void check_global(check_state *st)
 {
     const ph_config *cfg = st->cfg;
@@ -623,15 +846,20 @@ static void check_global(check_state *st)
         perr(st, set_line_of(cfg->set_line, has), "%s without %s", has,
              *cfg->s.tls_cert ? "tls_key" : "tls_cert");
     }
-    if (!st->sections)
+    if (cfg->g.queue_retry_schedule.n == 0) /* only "queue_retry_schedule =" empties it */
+        perr(st, set_line_of(cfg->set_line, "queue_retry_schedule"),
+             "queue_retry_schedule: needs at least one delay");
+    if (!st->listener_headers)
         perr(st, 0, "no [listener] section");
 }
 
-void ph_cfg_check(const ph_config *cfg, ph_config_errors *errs, bool sections)
+void ph_cfg_check(const ph_config *cfg, ph_config_errors *errs, bool listener_headers)
 {
-    check_state st = {.cfg = cfg, .errs = errs, .sections = sections};
+    check_state st = {.cfg = cfg, .errs = errs, .listener_headers = listener_headers};
     check_global(&st);
     for (size_t i = 0; i < cfg->nlisteners; i++)
         for (size_t k = 0; k < sizeof(listener_checks) / sizeof(listener_checks[0]); k++)
             listener_checks[k](&st, &cfg->listeners[i]);
+    for (size_t i = 0; i < cfg->ndomains; i++)
+        check_domain(&st, &cfg->domains[i]);
 }

@@ -16,6 +16,8 @@ typedef struct msg_store {
     bool auth_any;            /* every AUTH credential is good (development sinks) */
     passwd_db *passwords;     /* AUTH checked against these; NULL = AUTH always fails */
     const char *queue_dir;    /* delivery = queue: the durable spool */
+    const struct rcpt_policy *policy; /* delivery = queue: local domains and relay rules */
+    unsigned max_received;    /* delivery = queue: more Received: fields are a loop (0 = no limit) */
 } msg_store;
 
 /* Sets the data, message, abort, disconnect and AUTH hooks of h (the others are untouched). */

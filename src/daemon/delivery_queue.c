@@ -2,11 +2,16 @@
  * delivery_queue.c - `delivery = queue`: each message streams into the durable spool and is
  * acknowledged only when its group commit says it is on disk (data + envelope fsync'd,
  * renamed into queue/, directory fsync'd). ENOSPC answers 452 4.3.1, any other failure
- * 451 4.3.0; nothing is left behind either way. Delivery from the queue comes with issue 4's
- * scheduler.
+ * 451 4.3.0; nothing is left behind either way. The queue manager process (qmgr_main.c)
+ * delivers from the queue.
+ *
+ * Recipients: local ones (the [domain] sections) are accepted from anyone, others only when
+ * the client may relay (rcpt_policy.h); the envelope stores the final addresses (aliases
+ * expanded). A message with more Received: fields than max_received_headers is a mail loop:
+ * 554 5.4.6.
  *
  * Owns the worker process's spool (opened on first use, on that process's event loop) and one
- * spool message per session in DATA (the session's user pointer).
+ * incoming message per session in DATA (the session's user pointer).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +21,8 @@
 
 #include "daemon/delivery.h"
 #include "daemon/logbuf.h"
+#include "daemon/rcpt_policy.h"
+#include "proto/hdrscan.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
 
@@ -46,13 +53,40 @@ static posthorn_verdict temp_failure(int err)
     return posthorn_reject(451, "4.3.0", "Error: could not queue the message, try again later");
 }
 
+/* A message being received: its spool file and the loop check of its header. */
+typedef struct incoming {
+    ph_spool_msg *m;
+    ph_hdrscan scan;
+} incoming;
+
+static void incoming_abort(incoming *in)
+{
+    if (!in)
+        return;
+    ph_spool_abort(in->m);
+    free(in);
+}
+
+static posthorn_verdict q_rcpt(posthorn_session *s, const char *address, void *user)
+{
+    const msg_store *ms = user;
+    return rcpt_policy_check(ms->policy, s, address);
+}
+
 static posthorn_verdict q_data_start(posthorn_session *s, void *user)
 {
     ph_spool *sp = spool_for(posthorn_session_server(s), user);
-    ph_spool_msg *m = sp ? ph_spool_begin(sp, posthorn_session_queue_id(s)) : NULL;
-    if (!m)
+    incoming *in = sp ? calloc(1, sizeof(*in)) : NULL;
+    if (in && !(in->m = ph_spool_begin(sp, posthorn_session_queue_id(s)))) {
+        int e = errno;
+        free(in);
+        in = NULL;
+        errno = e;
+    }
+    if (!in)
         return temp_failure(-errno);
-    posthorn_session_set_user(s, m);
+    ph_hdrscan_init(&in->scan);
+    posthorn_session_set_user(s, in);
     return posthorn_accept();
 }
 
@@ -60,13 +94,33 @@ static posthorn_verdict q_data_chunk(posthorn_session *s, const void *data, size
                                      void *user)
 {
     (void)user;
-    ph_spool_msg *m = posthorn_session_user(s);
-    int r = m ? ph_spool_append(m, data, len) : -EIO;
+    incoming *in = posthorn_session_user(s);
+    if (in && !in->scan.done)
+        ph_hdrscan_feed(&in->scan, data, len);
+    int r = in ? ph_spool_append(in->m, data, len) : -EIO;
     return r < 0 ? temp_failure(r) : posthorn_accept();
 }
 
+/* The final addresses of the transaction's recipients, in order, without duplicates. */
+static int add_recipients(ph_envelope *e, posthorn_session *s, const rcpt_policy *policy)
+{
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    for (size_t i = 0; i < posthorn_session_rcpt_count(s) && r == 0; i++)
+        r = rcpt_policy_expand(policy, posthorn_session_rcpt(s, i), &list, &n, &cap);
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0)
+            r = ph_envelope_add_rcpt(e, list[i]);
+        free(list[i]);
+    }
+    free(list);
+    return r;
+}
+
 /* The envelope of the session's current transaction, serialized. */
-static int build_envelope(posthorn_session *s, char **out, size_t *len)
+static int build_envelope(posthorn_session *s, const rcpt_policy *policy, char **out,
+                          size_t *len)
 {
     ph_envelope *e = ph_envelope_new();
     if (!e)
@@ -88,8 +142,8 @@ static int build_envelope(posthorn_session *s, char **out, size_t *len)
         r |= ph_envelope_add_param(e, param);
     if (posthorn_session_smtputf8(s))
         r |= ph_envelope_add_param(e, "SMTPUTF8");
-    for (size_t i = 0; i < posthorn_session_rcpt_count(s); i++)
-        r |= ph_envelope_add_rcpt(e, posthorn_session_rcpt(s, i));
+    if (r == 0)
+        r = add_recipients(e, s, policy);
     if (r == 0)
         r = ph_envelope_serialize(e, out, len);
     ph_envelope_free(e);
@@ -114,12 +168,20 @@ static void committed(void *arg, int result)
 
 static posthorn_verdict q_message(posthorn_session *s, void *user)
 {
-    (void)user;
-    ph_spool_msg *m = posthorn_session_user(s);
-    posthorn_session_set_user(s, NULL); /* the spool owns it from here on */
+    const msg_store *ms = user;
+    incoming *in = posthorn_session_user(s);
+    posthorn_session_set_user(s, NULL);
+    if (in && ms->max_received && in->scan.received > ms->max_received) {
+        logbuf_now(POSTHORN_LOG_INFO, "event=loop qid=%s received_headers=%llu",
+                   posthorn_session_queue_id(s), (unsigned long long)in->scan.received);
+        incoming_abort(in);
+        return posthorn_reject(554, "5.4.6", "Too many Received headers: mail loop detected");
+    }
+    ph_spool_msg *m = in ? in->m : NULL; /* the spool owns it from here on */
+    free(in);
     char *env = NULL;
     size_t len = 0;
-    int r = m ? build_envelope(s, &env, &len) : -EIO;
+    int r = m ? build_envelope(s, ms->policy, &env, &len) : -EIO;
     commit_wait *w = r == 0 ? malloc(sizeof(*w)) : NULL;
     if (!w) {
         ph_spool_abort(m);
@@ -139,12 +201,13 @@ static posthorn_verdict q_message(posthorn_session *s, void *user)
 static void q_abort(posthorn_session *s, void *user)
 {
     (void)user;
-    ph_spool_abort(posthorn_session_user(s));
+    incoming_abort(posthorn_session_user(s));
     posthorn_session_set_user(s, NULL);
 }
 
 void msg_queue_hooks(posthorn_hooks *h)
 {
+    h->on_rcpt = q_rcpt;
     h->on_data_start = q_data_start;
     h->on_data_chunk = q_data_chunk;
     h->on_message = q_message;

@@ -18,6 +18,7 @@ static const char main_help[] =
     "  serve     the configured server: posthorn serve --config FILE (posthorn.conf(5))\n"
     "  passwd    print a password file line USER:HASH (password read from stdin)\n"
     "  config    check or dump a configuration file (posthorn config --help)\n"
+    "  queue     list and manage the durable queue (posthorn queue --help)\n"
     "\n"
     "  posthorn --help       this help\n"
     "  posthorn --version    print the version\n"
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
         return cmd_passwd(argc - 1, argv + 1);
     if (strcmp(argv[1], "config") == 0)
         return cmd_config(argc - 1, argv + 1);
+    if (strcmp(argv[1], "queue") == 0)
+        return cmd_queue(argc - 1, argv + 1);
     fprintf(stderr, "posthorn: unknown command '%s'\n%s", argv[1], main_help);
     return 2;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -201,12 +202,45 @@ static int serve(const runner_config *rc, const int *fds)
     return 0;
 }
 
+/* In a new child: die with the supervisor (a kill -9 of the daemon stops all of it, so a
+ * restarted daemon never runs beside an orphaned queue manager). */
+static void follow_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1); /* the parent died before prctl */
+}
+
 static pid_t start_worker(const runner_config *rc, const int *fds, const sigset_t *old)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        follow_parent(parent);
         sigprocmask(SIG_SETMASK, old, NULL);
         _exit(serve(rc, fds));
+    }
+    return pid;
+}
+
+/* The queue manager: no listening sockets, the workers' privileges. */
+static pid_t start_aux(const runner_config *rc, const int *fds, const sigset_t *old)
+{
+    if (!rc->aux_main)
+        return 0;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        follow_parent(parent);
+        for (unsigned i = 0; i < rc->nlisten; i++)
+            close(fds[i]);
+        if (drop_privileges(rc) < 0)
+            _exit(1);
+        sigset_t all;
+        sigfillset(&all);
+        sigprocmask(SIG_UNBLOCK, &all, NULL);
+        (void)old;
+        _exit(rc->aux_main(rc->aux_arg));
     }
     return pid;
 }
@@ -264,11 +298,18 @@ static void replace_workers(const runner_config *rc, const int *fds, const sigse
     logbuf_now(POSTHORN_LOG_INFO, "event=tls_reload result=workers_replaced workers=%u", n);
 }
 
-/* A worker that ended: restart it if it was serving, forget it if it was retiring. */
+/* A worker that ended: restart it if it was serving, forget it if it was retiring. The queue
+ * manager (pids[n], when there is one) is restarted the same way. */
 static void worker_ended(const runner_config *rc, const int *fds, const sigset_t *old,
                          pid_t p, int status, pid_t *pids, unsigned n, pid_t *retired,
                          unsigned *nretired)
 {
+    if (rc->aux_main && pids[n] == p) {
+        logbuf_now(POSTHORN_LOG_ERROR, "event=qmgr_died pid=%d status=%d", (int)p, status);
+        sleep(1);
+        pids[n] = start_aux(rc, fds, old);
+        return;
+    }
     for (unsigned i = 0; i < *nretired; i++)
         if (retired[i] == p) {
             retired[i] = retired[--(*nretired)];
@@ -285,8 +326,8 @@ static void worker_ended(const runner_config *rc, const int *fds, const sigset_t
 
 static int supervise(const runner_config *rc, const int *fds)
 {
-    pid_t pids[MAX_WORKERS] = {0};
-    pid_t retired[MAX_WORKERS * 4 + MAX_WORKERS] = {0};
+    pid_t pids[MAX_WORKERS + 1] = {0}; /* the workers, then the queue manager */
+    pid_t retired[MAX_WORKERS * 4 + MAX_WORKERS + 1] = {0};
     unsigned nretired = 0;
     unsigned n = rc->workers > MAX_WORKERS ? MAX_WORKERS : rc->workers;
     sigset_t set, old;
@@ -299,10 +340,15 @@ static int supervise(const runner_config *rc, const int *fds)
     for (unsigned i = 0; i < n; i++)
         if ((pids[i] = start_worker(rc, fds, &old)) < 0)
             return stop_workers(pids, i, SIGTERM), 1;
+    if ((pids[n] = start_aux(rc, fds, &old)) < 0)
+        return stop_workers(pids, n, SIGTERM), 1;
+    unsigned nall = n + (rc->aux_main ? 1 : 0);
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
+        if (sig == SIGHUP && rc->aux_main)
+            kill(pids[n], SIGHUP);
         if (sig == SIGHUP && reload_by_replacing(rc)) {
             replace_workers(rc, fds, &old, pids, n, retired, &nretired);
             continue;
@@ -320,7 +366,7 @@ static int supervise(const runner_config *rc, const int *fds)
     }
     for (unsigned i = 0; i < rc->nlisten; i++)
         close(fds[i]); /* only the workers hold the sockets now */
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < nall; i++)
         retired[nretired++] = pids[i];
     stop_workers(retired, nretired, SIGTERM);
     reap_all(retired, nretired, rc->options->limits.shutdown_grace_ms);
@@ -384,7 +430,7 @@ int runner_run(const runner_config *rc)
         bound_ports[bound] = port;
     }
     /* a privileged supervisor whenever workers drop root: it can reload certificates */
-    bool forked = rc->workers > 1 || reload_by_replacing(rc);
+    bool forked = rc->workers > 1 || reload_by_replacing(rc) || rc->aux_main;
     if (forked && check_listeners(rc, fds) < 0)
         goto out; /* e.g. a bad certificate: say so once instead of restarting workers */
     if (forked)

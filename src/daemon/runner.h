@@ -20,6 +20,11 @@ typedef struct runner_config {
     void *user;                 /* server user pointer (each worker gets the same value) */
     const char *run_as_user;    /* when started as root: serve as this user (NULL = stay) */
     const char *run_as_group;   /* and group (NULL = the user's primary group) */
+    /* An extra process beside the workers (the queue manager), or NULL: started after them
+     * with the same privilege drop, restarted when it dies, sent SIGHUP on reload and SIGTERM
+     * at shutdown. aux_main returns its exit status; signals are unblocked when it starts. */
+    int (*aux_main)(void *aux_arg);
+    void *aux_arg;
 } runner_config;
 
 /* Gives path to the user/group the server will run as (no-op when not root or no user). */

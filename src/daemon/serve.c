@@ -19,6 +19,8 @@
 #include "daemon/config.h"
 #include "daemon/delivery.h"
 #include "daemon/logbuf.h"
+#include "daemon/qmgr_main.h"
+#include "daemon/rcpt_policy.h"
 #include "daemon/runner.h"
 
 static const char serve_help[] =
@@ -41,6 +43,10 @@ typedef struct serve_state {
     size_t nsni;
     unsigned nlisten;
     msg_store store;
+    rcpt_policy policy;          /* delivery = queue: local domains, relay_networks */
+    qmgr_process qmgr;           /* delivery = queue: the queue manager process */
+    char hostname[256];
+    char control_path[4096];
 } serve_state;
 
 static void print_errors(const ph_config_errors *errs)
@@ -119,6 +125,34 @@ static int build_listeners(serve_state *st)
     return 0;
 }
 
+static void warn_config(void *arg, const char *text)
+{
+    (void)arg;
+    logbuf_now(POSTHORN_LOG_WARN, "event=config_warning text=\"%s\"", text);
+}
+
+/* delivery = queue: the recipient table and relay rules (before the fork: every process shares
+ * them), and the queue manager process. */
+static int prepare_queue(serve_state *st)
+{
+    const ph_config *cfg = st->cfg;
+    char err[1024];
+    if (rcpt_policy_load(&st->policy, cfg, err, sizeof(err), warn_config, NULL) < 0) {
+        fprintf(stderr, "posthorn serve: %s\n", err);
+        return -1;
+    }
+    st->store.policy = &st->policy;
+    st->store.max_received = cfg->g.max_received_headers;
+    if (cfg->g.hostname[0])
+        snprintf(st->hostname, sizeof(st->hostname), "%s", cfg->g.hostname);
+    else if (gethostname(st->hostname, sizeof(st->hostname) - 1) < 0)
+        snprintf(st->hostname, sizeof(st->hostname), "localhost");
+    qmgr_control_path(cfg, st->control_path, sizeof(st->control_path));
+    st->qmgr = (qmgr_process){.cfg = cfg, .policy = &st->policy, .hostname = st->hostname,
+                              .control_path = st->control_path};
+    return 0;
+}
+
 /* The store directory must exist and belong to the user the workers will run as. */
 static int prepare_delivery(serve_state *st)
 {
@@ -148,6 +182,8 @@ static int prepare_delivery(serve_state *st)
             if (runner_chown_for(g->user, g->group, path) < 0)
                 return -1;
         }
+        if (prepare_queue(st) < 0)
+            return -1;
     }
     if (g->passwd_file[0] && passwd_db_load(g->passwd_file, &st->store.passwords, err,
                                             sizeof(err)) < 0) {
@@ -178,6 +214,10 @@ static int run(serve_state *st)
         .hooks = &hooks, .options = &options, .user = &st->store,
         .run_as_user = g->user[0] ? g->user : NULL, .run_as_group = g->group[0] ? g->group : NULL,
     };
+    if (g->delivery == PH_DELIVERY_QUEUE) {
+        rc.aux_main = qmgr_process_main;
+        rc.aux_arg = &st->qmgr;
+    }
     return runner_run(&rc);
 }
 
@@ -210,6 +250,7 @@ int cmd_serve(int argc, char **argv)
         status = run(st);
     ph_config_errors_free(&errs);
     passwd_db_free(st->store.passwords);
+    rcpt_policy_free(&st->policy);
     free(st->sni);
     ph_config_free(st->cfg);
     free(st);

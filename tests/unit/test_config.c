@@ -1,9 +1,11 @@
 /*
  * test_config.c - unit tests for src/daemon/config.c (posthorn.conf): every value type, every
  * bound exactly at and one past it, syntax (comments, continuations, sections, CRLF, control
- * bytes), every cross check, role defaults, overrides, list repetition, dump and dump -n
- * round trips, limits conversion, the caps on hostile input, and that docs/posthorn.conf.5
- * documents every parameter of the table. Table-driven; failures name the case.
+ * bytes), every cross check, role defaults, overrides, list repetition, [domain] sections
+ * (names, duplicates, scopes, their parameters), dump and dump -n round trips, limits
+ * conversion, the retry schedule, maildir expansion, the caps on hostile input, and that
+ * docs/posthorn.conf.5 documents every parameter of the table. Table-driven; failures name
+ * the case.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -23,6 +25,8 @@
 /* Every value case starts with BASE (line 1), then its global text, then LISTENER_A. */
 #define BASE "store_dir = /var/spool/posthorn\n"
 #define LISTENER_A "[listener a]\nlisten = 127.0.0.1:2525\n"
+/* Domain value cases: BASE, LISTENER_A, then DOMAIN_A (line 4) and their text (line 5 on). */
+#define DOMAIN_A "[domain example.org]\n"
 /* What a submission listener needs to be valid. */
 #define TLS_AUTH "tls_cert = /c.pem\ntls_key = /k.pem\npasswd_file = /p\n"
 
@@ -32,6 +36,17 @@ static char *concat3(const char *a, const char *b, const char *c)
     char *s = malloc(n);
     assert_non_null(s);
     snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
+static char *repeat(const char *unit, size_t times, const char *tail)
+{
+    size_t u = strlen(unit), t = strlen(tail);
+    char *s = malloc(u * times + t + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < times; i++)
+        memcpy(s + i * u, unit, u);
+    memcpy(s + u * times, tail, t + 1);
     return s;
 }
 
@@ -108,6 +123,12 @@ static const value_case value_cases[] = {
     {"", "", 'g', "auth_fail_delay", "1s"},
     {"", "", 'g', "tls_sni", ""},
     {"", "", 'g', "max_connections", "10000"},
+    {"", "", 'g', "queue_retry_schedule", "1m 5m 15m 1h 4h"},
+    {"", "", 'g', "queue_lifetime", "5d"},
+    {"", "", 'g', "queue_concurrency", "20"},
+    {"", "", 'g', "max_received_headers", "100"},
+    {"", "", 'g', "control_socket", ""},
+    {"", "", 'g', "relay_networks", ""},
     {"", "", 'l', "max_message_size", "32M"},
     {"", "", 'l', "max_recipients", "1000"},
     {"", "", 'l', "max_errors", "20"},
@@ -187,6 +208,20 @@ static const value_case value_cases[] = {
     {"", "listen = ,,  ,\n", 'l', "listen", "127.0.0.1:2525"},
     {"tls_sni = a.example:/a.pem:/a.key\ntls_sni = *.b.example:/b.pem:/b.key, c:/c:/k\n", "", 'g',
      "tls_sni", "a.example:/a.pem:/a.key *.b.example:/b.pem:/b.key c:/c:/k"},
+    /* a list's first line replaces its default; the next ones append; entries kept as written */
+    {"queue_retry_schedule = 30s\n", "", 'g', "queue_retry_schedule", "30s"},
+    {"queue_retry_schedule = 10m, 90 2h\nqueue_retry_schedule = 1d 1500ms\n", "", 'g',
+     "queue_retry_schedule", "10m 90 2h 1d 1500ms"},
+    {"queue_retry_schedule = 4h 1m 1m\n", "", 'g', "queue_retry_schedule", "4h 1m 1m"},
+    {"queue_retry_schedule = 1m\n  2m\n", "", 'g', "queue_retry_schedule", "1m 2m"},
+    {"relay_networks = 10.0.0.0/8 192.168.1.7, ::1\nrelay_networks = 2001:db8::/32 "
+     "::ffff:10.1.2.3/128 0.0.0.0/0 ::/0\n", "", 'g', "relay_networks",
+     "10.0.0.0/8 192.168.1.7 ::1 2001:db8::/32 ::ffff:10.1.2.3/128 0.0.0.0/0 ::/0"},
+    {"relay_networks =\n", "", 'g', "relay_networks", ""},
+    {"queue_lifetime = 336h\nqueue_concurrency = 4\n", "", 'g', "queue_lifetime", "14d"},
+    {"max_received_headers = 30\n", "", 'g', "max_received_headers", "30"},
+    {"control_socket = /run/posthorn/control\n", "", 'g', "control_socket",
+     "/run/posthorn/control"},
     /* continuation lines: joined with one space; comments inside are skipped */
     {"banner = Hello\n   there\n\tworld\n", "", 'g', "banner", "Hello there world"},
     {"", "listen = [::1]:1\n  # the v4 one:\n  127.0.0.2:1\n", 'l', "listen",
@@ -251,6 +286,78 @@ static void test_values(void **state)
     }
 }
 
+/* --- domain values --------------------------------------------------------------------------- */
+
+typedef struct domain_case {
+    const char *text; /* after BASE LISTENER_A DOMAIN_A */
+    const char *key;
+    const char *want; /* as dumped */
+} domain_case;
+
+static const domain_case domain_cases[] = {
+    /* defaults */
+    {"", "transport", "maildir"},
+    {"", "maildir", "/var/mail/%d/%u/Maildir"},
+    {"", "mailboxes", ""},
+    {"", "users", ""},
+    {"", "aliases", ""},
+    {"", "catch_all", ""},
+    {"", "recipient_delimiter", "+"},
+    {"", "lmtp", ""},
+    {"", "lmtp_timeout", "5m"},
+    /* values */
+    {"transport = LMTP\nlmtp = unix:/run/dovecot/lmtp\n", "transport", "lmtp"},
+    {"transport = lmtp\nlmtp = unix:/run/dovecot/lmtp\n", "lmtp", "unix:/run/dovecot/lmtp"},
+    {"transport = lmtp\nlmtp = 127.0.0.1:24\n", "lmtp", "127.0.0.1:24"},
+    {"transport = lmtp\nlmtp = [::1]:65535\n", "lmtp", "[::1]:65535"},
+    {"transport = lmtp\nlmtp = dovecot.example:1\n", "lmtp", "dovecot.example:1"},
+    {"lmtp = 127.0.0.1:24\n", "transport", "maildir"}, /* an address kept for later is fine */
+    {"transport = maildir\n", "transport", "maildir"},
+    {"maildir = /srv/mail/%d/%u\n", "maildir", "/srv/mail/%d/%u"},
+    {"maildir = /m/100%%/%u/%%d\n", "maildir", "/m/100%%/%u/%%d"},
+    {"maildir = /home/vmail/Maildir\n", "maildir", "/home/vmail/Maildir"},
+    {"maildir = /\n", "maildir", "/"},
+    {"mailboxes = /etc/posthorn/users\n", "mailboxes", "/etc/posthorn/users"},
+    {"users = alice, bob\nusers = Carol.Smith\n", "users", "alice bob Carol.Smith"},
+    {"users = \"q\"x +x ~x\n", "users", "\"q\"x +x ~x"},
+    {"users =\n", "users", ""},
+    {"users = 1234567890123456789012345678901234567890123456789012345678901234\n", "users",
+     "1234567890123456789012345678901234567890123456789012345678901234"},
+    {"users = caf\xc3\xa9\n", "users", "caf\xc3\xa9"}, /* SMTPUTF8 local parts */
+    {"aliases = /etc/aliases\n", "aliases", "/etc/aliases"},
+    {"catch_all = postmaster\n", "catch_all", "postmaster"},
+    {"catch_all = admin@example.net\n", "catch_all", "admin@example.net"},
+    {"catch_all =\n", "catch_all", ""},
+    {"recipient_delimiter = -\n", "recipient_delimiter", "-"},
+    {"recipient_delimiter = _\n", "recipient_delimiter", "_"},
+    {"recipient_delimiter = =\n", "recipient_delimiter", "="},
+    {"recipient_delimiter = .\n", "recipient_delimiter", "."},
+    {"recipient_delimiter =\n", "recipient_delimiter", ""},
+    {"lmtp_timeout = 1s\n", "lmtp_timeout", "1s"},
+    {"lmtp_timeout = 3600\n", "lmtp_timeout", "1h"},
+    {"lmtp_timeout = 90\n", "lmtp_timeout", "90s"},
+};
+
+static void test_domain_values(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(domain_cases) / sizeof(domain_cases[0]); i++) {
+        const domain_case *c = &domain_cases[i];
+        char *text = concat3(BASE LISTENER_A DOMAIN_A, c->text, "");
+        ph_config *cfg = parse_ok(text, text);
+        char got[512];
+        assert_int_equal(cfg->ndomains, 1);
+        assert_int_equal(ph_config_domain_value(cfg, &cfg->domains[0], c->key, got, sizeof(got)),
+                         0);
+        if (strcmp(got, c->want) != 0)
+            fprintf(stderr, "domain case %zu (%s): got '%s'\n", i, text, got);
+        assert_string_equal(got, c->want);
+        check_roundtrip(text, cfg);
+        ph_config_free(cfg);
+        free(text);
+    }
+}
+
 /* The struct fields hold the documented units. */
 static void test_fields(void **state)
 {
@@ -282,6 +389,15 @@ static void test_fields(void **state)
     assert_int_equal(l->listen.n, 1);
     assert_string_equal(l->listen.v[0], "*:465");
     assert_int_equal(cfg->g.tls_sni.n, 0);
+    assert_int_equal(cfg->g.queue_retry_schedule.n, 5);
+    assert_string_equal(cfg->g.queue_retry_schedule.v[4], "4h");
+    assert_int_equal(cfg->g.queue_lifetime_ms, 5ull * 86400000);
+    assert_int_equal(cfg->g.queue_concurrency, 20);
+    assert_int_equal(cfg->g.max_received_headers, 100);
+    assert_string_equal(cfg->g.control_socket, "");
+    assert_int_equal(cfg->g.relay_networks.n, 0);
+    assert_int_equal(cfg->ndomains, 0);
+    assert_null(ph_config_find_domain(cfg, "example.org"));
     /* where values were set: dump -n's knowledge */
     assert_int_equal(ph_config_set_line(cfg, NULL, "workers"), 5);
     assert_int_equal(ph_config_set_line(cfg, NULL, "banner"), 0);
@@ -343,11 +459,221 @@ static void test_dump_only_set(void **state)
     ph_config_free(cfg);
 }
 
+/* --- [domain] sections: fields, lookup, the value API, dump ------------------------------- */
+
+#define TWO_DOMAINS                                                                           \
+    BASE LISTENER_A "\n[domain Example.ORG]\nusers = alice bob\ncatch_all = postmaster\n"     \
+    "# Dovecot for the other one\n[domain mail.example.net]\ntransport = lmtp\n"              \
+    "lmtp = unix:/run/dovecot/lmtp\nlmtp_timeout = 30s\nrecipient_delimiter =\n"              \
+    "maildir = /srv/%d/%u\n"
+
+static void test_domains(void **state)
+{
+    (void)state;
+    ph_config *cfg = parse_ok("domains", TWO_DOMAINS);
+    assert_int_equal(cfg->ndomains, 2);
+    const ph_config_domain *org = &cfg->domains[0], *net = &cfg->domains[1];
+    assert_string_equal(org->name, "example.org");
+    assert_int_equal(org->line, 5);
+    assert_int_equal(org->transport, PH_TRANSPORT_MAILDIR);
+    assert_string_equal(org->maildir, "/var/mail/%d/%u/Maildir");
+    assert_int_equal(org->users.n, 2);
+    assert_string_equal(org->users.v[1], "bob");
+    assert_string_equal(org->catch_all, "postmaster");
+    assert_string_equal(org->recipient_delimiter, "+");
+    assert_string_equal(org->lmtp, "");
+    assert_string_equal(org->mailboxes, "");
+    assert_string_equal(org->aliases, "");
+    assert_int_equal(org->lmtp_timeout_ms, 300000);
+    assert_string_equal(net->name, "mail.example.net");
+    assert_int_equal(net->line, 9);
+    assert_int_equal(net->transport, PH_TRANSPORT_LMTP);
+    assert_string_equal(net->lmtp, "unix:/run/dovecot/lmtp");
+    assert_int_equal(net->lmtp_timeout_ms, 30000);
+    assert_string_equal(net->recipient_delimiter, "");
+    assert_int_equal(net->users.n, 0);
+
+    /* lookup: ASCII case-insensitive, whole names only */
+    assert_ptr_equal(ph_config_find_domain(cfg, "example.org"), org);
+    assert_ptr_equal(ph_config_find_domain(cfg, "EXAMPLE.org"), org);
+    assert_ptr_equal(ph_config_find_domain(cfg, "Mail.Example.NET"), net);
+    assert_null(ph_config_find_domain(cfg, "example.net"));
+    assert_null(ph_config_find_domain(cfg, "example.or"));
+    assert_null(ph_config_find_domain(cfg, "example.orgx"));
+    assert_null(ph_config_find_domain(cfg, "xexample.org"));
+    assert_null(ph_config_find_domain(cfg, "example.org."));
+    assert_null(ph_config_find_domain(cfg, ""));
+    assert_null(ph_config_find_listener(cfg, "example.org"));
+
+    /* the value API */
+    char buf[64];
+    assert_int_equal(ph_config_domain_value(cfg, net, "transport", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "lmtp");
+    assert_int_equal(ph_config_domain_value(cfg, org, "users", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "alice bob");
+    assert_int_equal(ph_config_domain_value(cfg, org, "maildir", buf, 8), -ENOSPC);
+    assert_string_equal(buf, "/var/ma");
+    assert_int_equal(ph_config_domain_value(cfg, org, "nope", buf, sizeof(buf)), -ENOENT);
+    assert_int_equal(ph_config_domain_value(cfg, org, "workers", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(ph_config_domain_value(cfg, org, "listen", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(ph_config_value(cfg, NULL, "transport", buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(ph_config_value(cfg, &cfg->listeners[0], "lmtp", buf, sizeof(buf)),
+                     -EINVAL);
+    assert_int_equal(ph_config_domain_set_line(net, "transport"), 10);
+    assert_int_equal(ph_config_domain_set_line(net, "maildir"), 14);
+    assert_int_equal(ph_config_domain_set_line(org, "maildir"), 0);
+    assert_int_equal(ph_config_domain_set_line(org, "workers"), 0);
+    assert_int_equal(ph_config_domain_set_line(org, "nope"), 0);
+    assert_int_equal(ph_config_set_line(cfg, NULL, "transport"), 0);
+    assert_int_equal(ph_config_set_line(cfg, &cfg->listeners[0], "transport"), 0);
+
+    /* dump -n: what the file set, domains last, names lowercased */
+    char *set = dump_text(cfg, true);
+    assert_string_equal(set, "store_dir = /var/spool/posthorn\n"
+                             "\n[listener a]\nlisten = 127.0.0.1:2525\n"
+                             "\n[domain example.org]\nusers = alice\nusers = bob\n"
+                             "catch_all = postmaster\n"
+                             "\n[domain mail.example.net]\ntransport = lmtp\n"
+                             "maildir = /srv/%d/%u\nrecipient_delimiter =\n"
+                             "lmtp = unix:/run/dovecot/lmtp\nlmtp_timeout = 30s\n");
+    char *full = dump_text(cfg, false);
+    assert_non_null(strstr(full, "\nqueue_retry_schedule = 1m\nqueue_retry_schedule = 5m\n"
+                                 "queue_retry_schedule = 15m\nqueue_retry_schedule = 1h\n"
+                                 "queue_retry_schedule = 4h\nqueue_lifetime = 5d\n"
+                                 "queue_concurrency = 20\ncontrol_socket =\n"));
+    assert_non_null(strstr(full, "\nmax_received_headers = 100\nrelay_networks =\n"));
+    const char *org_full = "\n[domain example.org]\ntransport = maildir\n"
+                           "maildir = /var/mail/%d/%u/Maildir\nmailboxes =\nusers = alice\n"
+                           "users = bob\naliases =\ncatch_all = postmaster\n"
+                           "recipient_delimiter = +\nlmtp =\nlmtp_timeout = 5m\n"
+                           "\n[domain mail.example.net]\n";
+    assert_non_null(strstr(full, org_full));
+    /* listeners come before the domains, whatever the file's order */
+    assert_true(strstr(full, "[listener a]") < strstr(full, "[domain example.org]"));
+    check_roundtrip("domains", cfg);
+    free(set);
+    free(full);
+    ph_config_free(cfg);
+
+    cfg = parse_ok("domain first", BASE "[domain b.example]\nusers = x\n" LISTENER_A
+                                        "[domain a.example]\n");
+    assert_string_equal(cfg->domains[0].name, "b.example");
+    assert_string_equal(cfg->domains[1].name, "a.example");
+    check_roundtrip("domain first", cfg);
+    ph_config_free(cfg);
+}
+
+/* The retry schedule in milliseconds, within the caller's room. */
+static void test_retry_schedule(void **state)
+{
+    (void)state;
+    uint64_t ms[PH_CONFIG_MAX_RETRIES + 1];
+    ph_config *cfg = parse_ok("default schedule", BASE LISTENER_A);
+    assert_int_equal(ph_config_retry_schedule(cfg, ms, PH_CONFIG_MAX_RETRIES), 5);
+    const uint64_t want[] = {60000, 300000, 900000, 3600000, 14400000};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(ms[i], want[i]);
+    memset(ms, 0, sizeof(ms));
+    assert_int_equal(ph_config_retry_schedule(cfg, ms, 2), 2);
+    assert_int_equal(ms[1], 300000);
+    assert_int_equal(ms[2], 0); /* nothing beyond max */
+    assert_int_equal(ph_config_retry_schedule(cfg, NULL, 0), 0);
+    ph_config_free(cfg);
+
+    cfg = parse_ok("custom schedule", BASE "queue_retry_schedule = 30s 1500ms, 7d\n"
+                                           "queue_retry_schedule = 90 1\n" LISTENER_A);
+    assert_int_equal(ph_config_retry_schedule(cfg, ms, PH_CONFIG_MAX_RETRIES), 5);
+    assert_int_equal(ms[0], 30000);
+    assert_int_equal(ms[1], 1500);
+    assert_int_equal(ms[2], 604800000);
+    assert_int_equal(ms[3], 90000);
+    assert_int_equal(ms[4], 1000);
+    ph_config_free(cfg);
+
+    char *many = repeat("queue_retry_schedule = 1h\n", PH_CONFIG_MAX_RETRIES, LISTENER_A);
+    char *text = concat3(BASE, many, "");
+    cfg = parse_ok("32 delays", text);
+    assert_int_equal(ph_config_retry_schedule(cfg, ms, PH_CONFIG_MAX_RETRIES + 1), 32);
+    assert_int_equal(ms[31], 3600000);
+    check_roundtrip("32 delays", cfg);
+    ph_config_free(cfg);
+    free(text);
+    free(many);
+}
+
+typedef struct maildir_case {
+    const char *pattern, *user, *domain;
+    size_t size; /* 0: sizeof the output buffer */
+    int ret;
+    const char *want;
+} maildir_case;
+
+static const maildir_case maildir_cases[] = {
+    {"/var/mail/%d/%u/Maildir", "alice", "example.org", 0, 0,
+     "/var/mail/example.org/alice/Maildir"},
+    {"/var/mail/%d/%u/Maildir", "Alice", "Example.ORG", 0, 0,
+     "/var/mail/example.org/alice/Maildir"},
+    {"/Mail/%u", "Bob", "x.org", 0, 0, "/Mail/bob"}, /* the pattern's own case is kept */
+    {"/m/100%%/%u%%%d", "b", "x.org", 0, 0, "/m/100%/b%x.org"},
+    {"/m/%u", "a%u", "x.org", 0, 0, "/m/a%u"}, /* no second round of expansion */
+    {"/m/%u", "...", "x.org", 0, 0, "/m/..."},
+    {"/m/%u", "cafÃ©", "x.org", 0, 0, "/m/cafÃ©"},
+    {"/srv/mail", "a", "x.org", 0, 0, "/srv/mail"},
+    {"/", "a", "x.org", 0, 0, "/"},
+    /* bad patterns */
+    {"m/%u", "a", "x.org", 0, -EINVAL, ""},
+    {"", "a", "x.org", 0, -EINVAL, ""},
+    {"/m/%x", "a", "x.org", 0, -EINVAL, ""},
+    {"/m/%U", "a", "x.org", 0, -EINVAL, ""},
+    {"/m/%", "a", "x.org", 0, -EINVAL, ""},
+    {"/m/%%%", "a", "x.org", 0, -EINVAL, ""},
+    /* names that would leave the directory */
+    {"/m/%u", "", "x.org", 0, -EINVAL, ""},
+    {"/m/%u", ".", "x.org", 0, -EINVAL, ""},
+    {"/m/%u", "..", "x.org", 0, -EINVAL, ""},
+    {"/m/%u", "a/b", "x.org", 0, -EINVAL, ""},
+    {"/m/%u", "../../etc", "x.org", 0, -EINVAL, ""},
+    {"/m/%d", "a", "..", 0, -EINVAL, ""},
+    {"/m/%d", "a", "x/y", 0, -EINVAL, ""},
+    /* room: the result and its NUL */
+    {"/m/%d/%u", "alice", "x.org", 15, 0, "/m/x.org/alice"},
+    {"/m/%d/%u", "alice", "x.org", 14, -ENOSPC, "/m/x.org/alic"},
+    {"/m/%d/%u", "alice", "x.org", 1, -ENOSPC, ""},
+    {"/m/%x", "alice", "x.org", 1, -EINVAL, ""}, /* a bad pattern is bad whatever the room */
+};
+
+static void test_expand_maildir(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(maildir_cases) / sizeof(maildir_cases[0]); i++) {
+        const maildir_case *c = &maildir_cases[i];
+        char out[64];
+        memset(out, 'X', sizeof(out));
+        int r = ph_config_expand_maildir(c->pattern, c->user, c->domain, out,
+                                         c->size ? c->size : sizeof(out));
+        if (r != c->ret || strcmp(out, c->want) != 0)
+            fprintf(stderr, "maildir case %zu ('%s', '%s', '%s'): %d '%s'\n", i, c->pattern,
+                    c->user, c->domain, r, out);
+        assert_int_equal(r, c->ret);
+        assert_string_equal(out, c->want);
+    }
+    /* size 0 only validates: out is not touched */
+    assert_int_equal(ph_config_expand_maildir("/m/%u", "a", "b", NULL, 0), -ENOSPC);
+    assert_int_equal(ph_config_expand_maildir("/m/%q", "a", "b", NULL, 0), -EINVAL);
+    /* the configured default with the parsed domain */
+    ph_config *cfg = parse_ok("expand", BASE LISTENER_A "[domain Example.org]\n");
+    char out[128];
+    assert_int_equal(ph_config_expand_maildir(cfg->domains[0].maildir, "joe",
+                                              cfg->domains[0].name, out, sizeof(out)), 0);
+    assert_string_equal(out, "/var/mail/example.org/joe/Maildir");
+    ph_config_free(cfg);
+}
+
 /* --- bounds: exactly at and one past every bound, in every scope the key has --------------- */
 
 typedef struct bound_case {
     const char *key;
-    const char *scopes; /* "g", "l" or "gl" */
+    const char *scopes; /* "g", "l", "gl" or "d" (in a [domain] section) */
     const char *value;
     const char *want;   /* the effective value, or NULL: refused with err */
     const char *err;
@@ -485,25 +811,142 @@ static const bound_case bound_cases[] = {
     OUT("max_message_size", "gl", "", "missing value"),
     OUT("tls_session_tickets", "gl", "", "missing value"),
     OUT("log_level", "g", "", "missing value"),
+    /* the queue */
+    IN("queue_lifetime", "g", "1m", "1m"),
+    IN("queue_lifetime", "g", "60d", "60d"),
+    IN("queue_lifetime", "g", "1440h", "60d"),
+    OUT("queue_lifetime", "g", "59s", "'59s' is out of range (1m..60d)"),
+    OUT("queue_lifetime", "g", "61d", "'61d' is out of range (1m..60d)"),
+    OUT("queue_lifetime", "g", "5 d", "'5 d' is not a duration"),
+    OUT("queue_lifetime", "g", "", "missing value"),
+    IN("queue_concurrency", "g", "1", "1"),
+    IN("queue_concurrency", "g", "1000", "1000"),
+    OUT("queue_concurrency", "g", "0", "'0' is out of range (1..1000)"),
+    OUT("queue_concurrency", "g", "1001", "'1001' is out of range (1..1000)"),
+    OUT("queue_concurrency", "g", "ten", "'ten' is not a number"),
+    IN("max_received_headers", "g", "1", "1"),
+    IN("max_received_headers", "g", "1000", "1000"),
+    OUT("max_received_headers", "g", "0", "'0' is out of range (1..1000)"),
+    OUT("max_received_headers", "g", "1001", "'1001' is out of range (1..1000)"),
+    IN("queue_retry_schedule", "g", "1s", "1s"),
+    IN("queue_retry_schedule", "g", "1000ms", "1000ms"),
+    IN("queue_retry_schedule", "g", "7d", "7d"),
+    IN("queue_retry_schedule", "g", "604800", "604800"),
+    IN("queue_retry_schedule", "g", "1m 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 "
+                                   "23 24 25 26 27 28 29 30 31",
+       "1m 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31"),
+    OUT("queue_retry_schedule", "g", "1m 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 "
+                                    "22 23 24 25 26 27 28 29 30 31 32", "more than 32 entries"),
+    OUT("queue_retry_schedule", "g", "999ms", "'999ms': out of range (1s..7d)"),
+    OUT("queue_retry_schedule", "g", "0", "'0': out of range (1s..7d)"),
+    OUT("queue_retry_schedule", "g", "604801", "'604801': out of range (1s..7d)"),
+    OUT("queue_retry_schedule", "g", "8d", "'8d': out of range (1s..7d)"),
+    OUT("queue_retry_schedule", "g", "99999999999999999999d", "out of range (1s..7d)"),
+    OUT("queue_retry_schedule", "g", "1w", "'1w': not a duration (seconds, or a number with ms, "
+                                          "s, m, h or d)"),
+    OUT("queue_retry_schedule", "g", "5m -1m", "'-1m': not a duration"),
+    OUT("queue_retry_schedule", "g", "1.5h", "'1.5h': not a duration"),
+    OUT("control_socket", "g", "/" "123456789012345678901234567890123456789012345678901234567890"
+                             "12345678901234567890123456789012345678901234567",
+        "unix socket path longer than 107 bytes"),
+    IN("control_socket", "g", "/" "12345678901234567890123456789012345678901234567890123456789"
+                            "01234567890123456789012345678901234567890123456",
+       "/1234567890123456789012345678901234567890123456789012345678901234567890123456789012"
+       "345678901234567890123456"),
+    IN("relay_networks", "g", "0.0.0.0/0", "0.0.0.0/0"),
+    IN("relay_networks", "g", "10.1.2.3/32", "10.1.2.3/32"),
+    IN("relay_networks", "g", "::/0", "::/0"),
+    IN("relay_networks", "g", "fe80::1/128", "fe80::1/128"),
+    OUT("relay_networks", "g", "10.0.0.0/33", "'10.0.0.0/33': bad prefix length (0..32 for IPv4)"),
+    OUT("relay_networks", "g", "::/129", "'::/129': bad prefix length (0..128 for IPv6)"),
+    OUT("relay_networks", "g", "10.0.0.0/", "bad prefix length (0..32 for IPv4)"),
+    OUT("relay_networks", "g", "10.0.0.0/-1", "bad prefix length (0..32 for IPv4)"),
+    OUT("relay_networks", "g", "10.0.0.0/+8", "bad prefix length (0..32 for IPv4)"),
+    OUT("relay_networks", "g", "10.0.0.0/08", "bad prefix length (0..32 for IPv4)"),
+    OUT("relay_networks", "g", "10.0.0.0/8/8", "bad prefix length (0..32 for IPv4)"),
+    OUT("relay_networks", "g", "10.0.0.0/1000", "bad prefix length (0..32 for IPv4)"),
+    OUT("relay_networks", "g", "10.0.0/8", "'10.0.0/8': not a network (ADDRESS or ADDRESS/PREFIX, "
+                                          "IPv4 or IPv6)"),
+    OUT("relay_networks", "g", "10.0.0.256", "not a network"),
+    OUT("relay_networks", "g", "010.0.0.1", "not a network"),
+    OUT("relay_networks", "g", "example.org", "not a network"),
+    OUT("relay_networks", "g", "/8", "not a network"),
+    OUT("relay_networks", "g", "[::1]", "not a network"),
+    OUT("relay_networks", "g", "::1::2", "not a network"),
+    OUT("relay_networks", "g", "fe80::1%eth0", "not a network"),
+    OUT("relay_networks", "g", "2001:db8:0:0:0:0:0:0:1/64", "not a network"),
+    OUT("relay_networks", "g", "10.0.0.0/8 bad", "'bad': not a network"),
+    /* [domain] parameters */
+    OUT("transport", "d", "smtp", "'smtp' is not one of maildir, lmtp"),
+    OUT("transport", "d", "", "missing value"),
+    OUT("maildir", "d", "var/mail/%u", "'var/mail/%u': must be an absolute path (starting with "
+                                       "'/')"),
+    OUT("maildir", "d", "", "'': must be an absolute path"),
+    OUT("maildir", "d", "~/Maildir", "must be an absolute path"),
+    OUT("maildir", "d", "/m/%x", "'/m/%x': only %u (user), %d (domain) and %% may follow '%'"),
+    OUT("maildir", "d", "/m/%U", "only %u (user), %d (domain) and %% may follow '%'"),
+    OUT("maildir", "d", "/m/%", "only %u (user), %d (domain) and %% may follow '%'"),
+    OUT("maildir", "d", "/m/%%%", "only %u (user), %d (domain) and %% may follow '%'"),
+    OUT("maildir", "d", "/m/% u", "only %u (user), %d (domain) and %% may follow '%'"),
+    OUT("users", "d", "12345678901234567890123456789012345678901234567890123456789012345",
+        "longer than 64 bytes (a local part)"),
+    OUT("users", "d", "alice@example.org", "'alice@example.org': a local part, without '@'"),
+    OUT("users", "d", "alice @", "'@': a local part, without '@'"),
+    OUT("catch_all", "d", "a b", "'a b': not a local part (at most 64 bytes) or LOCAL@DOMAIN"),
+    OUT("catch_all", "d", "@example.org", "not a local part (at most 64 bytes) or LOCAL@DOMAIN"),
+    OUT("catch_all", "d", "a@", "not a local part"),
+    OUT("catch_all", "d", "a@b@c", "not a local part"),
+    OUT("catch_all", "d", "a@-x.org", "not a local part"),
+    OUT("catch_all", "d", "a@x..org", "not a local part"),
+    OUT("catch_all", "d", "12345678901234567890123456789012345678901234567890123456789012345",
+        "not a local part"),
+    IN("catch_all", "d", "1234567890123456789012345678901234567890123456789012345678901234",
+       "1234567890123456789012345678901234567890123456789012345678901234"),
+    OUT("recipient_delimiter", "d", "++", "'++': one of + - _ = . (or empty: none)"),
+    OUT("recipient_delimiter", "d", "#", "one of + - _ = . (or empty: none)"),
+    OUT("recipient_delimiter", "d", "a", "one of + - _ = . (or empty: none)"),
+    OUT("recipient_delimiter", "d", "+-", "one of + - _ = . (or empty: none)"),
+    OUT("lmtp", "d", "127.0.0.1", "'127.0.0.1': expected unix:/path, HOST:PORT or [IPv6]:PORT"),
+    OUT("lmtp", "d", "*:24", "'*:24': bad host (an IPv4 address, a host name or [IPv6])"),
+    OUT("lmtp", "d", "127.0.0.1:0", "'127.0.0.1:0': bad port (1..65535)"),
+    OUT("lmtp", "d", "127.0.0.1:65536", "bad port (1..65535)"),
+    OUT("lmtp", "d", "[::1]:0", "bad port (1..65535)"),
+    OUT("lmtp", "d", "[nope]:24", "bad IPv6 address"),
+    OUT("lmtp", "d", "[::1]24", "expected [IPv6]:PORT"),
+    OUT("lmtp", "d", "unix:run/lmtp", "a unix socket path must be absolute (unix:/path)"),
+    OUT("lmtp", "d", "unix:/" "1234567890123456789012345678901234567890123456789012345678901234"
+                      "5678901234567890123456789012345678901234567",
+        "unix socket path longer than 107 bytes"),
+    OUT("lmtp", "d", "a b:24", "bad host"),
+    IN("lmtp_timeout", "d", "1s", "1s"),
+    IN("lmtp_timeout", "d", "1h", "1h"),
+    OUT("lmtp_timeout", "d", "999ms", "'999ms' is out of range (1s..1h)"),
+    OUT("lmtp_timeout", "d", "3601", "'3601' is out of range (1s..1h)"),
+    OUT("lmtp_timeout", "d", "", "missing value"),
 };
 
 static void run_bound(const bound_case *c, char scope)
 {
     char line[256], want_err[512];
     snprintf(line, sizeof(line), "%s = %s\n", c->key, c->value);
-    char *text = scope == 'g' ? concat3(BASE, line, LISTENER_A)
-                              : concat3(BASE LISTENER_A, line, "");
-    unsigned lineno = scope == 'g' ? 2 : 4;
+    char *text = scope == 'g'   ? concat3(BASE, line, LISTENER_A)
+                 : scope == 'l' ? concat3(BASE LISTENER_A, line, "")
+                                : concat3(BASE LISTENER_A DOMAIN_A, line, "");
+    unsigned lineno = scope == 'g' ? 2 : scope == 'l' ? 4 : 5;
     ph_config *cfg = NULL;
     ph_config_errors errs;
     int r = ph_config_parse(FILE_NAME, text, strlen(text), &cfg, &errs);
     if (c->want) {
-        char got[128];
+        char got[512];
         if (r != 0)
             print_errors(text, &errs);
         assert_int_equal(r, 0);
         const ph_config_listener *l = scope == 'l' ? &cfg->listeners[0] : NULL;
-        assert_int_equal(ph_config_value(cfg, l, c->key, got, sizeof(got)), 0);
+        if (scope == 'd')
+            assert_int_equal(ph_config_domain_value(cfg, &cfg->domains[0], c->key, got,
+                                                    sizeof(got)), 0);
+        else
+            assert_int_equal(ph_config_value(cfg, l, c->key, got, sizeof(got)), 0);
         if (strcmp(got, c->want) != 0)
             fprintf(stderr, "case '%s' in %c: got '%s'\n", line, scope, got);
         assert_string_equal(got, c->want);
@@ -619,11 +1062,11 @@ static const error_case error_cases[] = {
      {"t.conf:2: role: only allowed in a [listener NAME] section"}},
     {"global key in listener", "store_dir = /s\n" OKL "banner = x\n", 0,
      {"t.conf:4: banner: a global parameter, not allowed in a [listener] section"}},
-    {"section: unknown type", "store_dir = /s\n[domain x]\nlisten = *:1\n" OKL, 0,
-     {"t.conf:2: unknown section type 'domain' (expected [listener NAME])"}},
+    {"section: unknown type", "store_dir = /s\n[domains x]\nlisten = *:1\n" OKL, 0,
+     {"t.conf:2: unknown section type 'domains' (expected [listener NAME] or [domain NAME])"}},
     {"section: typo keeps checking keys", "store_dir = /s\n[listner x]\nlisten = x\n"
      "banner = x\n" OKL, 0,
-     {"t.conf:2: unknown section type 'listner' (expected [listener NAME])",
+     {"t.conf:2: unknown section type 'listner' (expected [listener NAME] or [domain NAME])",
       "t.conf:3: listen: 'x': expected HOST:PORT, [IPv6]:PORT, *:PORT or unix:/path",
       "t.conf:4: banner: a global parameter, not allowed in a [listener] section"}},
     {"section: no name", "store_dir = /s\n[listener]\n" OKL, 0,
@@ -633,11 +1076,13 @@ static const error_case error_cases[] = {
     {"section: dot in name", "store_dir = /s\n[listener a.b]\n" OKL, 0,
      {"t.conf:2: bad listener name 'a.b' (1 to 64 letters, digits, '_' and '-')"}},
     {"section: unclosed", "store_dir = /s\n[listener b\n" OKL, 0,
-     {"t.conf:2: bad section header '[listener b' (expected [listener NAME])"}},
+     {"t.conf:2: bad section header '[listener b' (expected [listener NAME] or [domain NAME])"}},
     {"section: text after", "store_dir = /s\n[listener b] x\n" OKL, 0,
-     {"t.conf:2: bad section header '[listener b] x' (expected [listener NAME])"}},
+     {"t.conf:2: bad section header '[listener b] x' (expected [listener NAME] or [domain "
+      "NAME])"}},
     {"section: continued", "store_dir = /s\n[listener b]\n  x\n" OKL, 0,
-     {"t.conf:2: bad section header '[listener b] x' (expected [listener NAME])"}},
+     {"t.conf:2: bad section header '[listener b] x' (expected [listener NAME] or [domain "
+      "NAME])"}},
     {"section: spaces inside", "store_dir = /s\n[ listener  b ]\nlisten = *:2\n" OKL, 0, {NULL}},
     {"duplicate listener", "store_dir = /s\n" OKL "[listener a]\nlisten = *:26\n", 0,
      {"t.conf:4: duplicate listener name 'a' (first at line 2)"}},
@@ -659,6 +1104,131 @@ static const error_case error_cases[] = {
     {"bare CR", "store_dir = /s\rworkers = 2\n" OKL, 0,
      {"t.conf:1: control character 0x0d at column 15",
       "t.conf: delivery = store (the default) needs store_dir"}},
+    /* [domain NAME] sections */
+    {"domain: minimal", "store_dir = /s\n" OKL "[domain example.org]\n", 0, {NULL}},
+    {"domain: before the listener", "store_dir = /s\n[domain a.example]\n" OKL, 0, {NULL}},
+    {"domain: spaces inside", "store_dir = /s\n" OKL "[  domain\tA.example ]\n", 0, {NULL}},
+    {"domain: label of 63, name of 253", "store_dir = /s\n" OKL
+     "[domain a23456789012345678901234567890123456789012345678901234567890123.b]\n"
+     "[domain a23456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789."
+     "123456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789."
+     "123456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789.123]\n", 0,
+     {NULL}},
+    {"domain: digits, hyphens, one label", "store_dir = /s\n" OKL "[domain 1-2.3]\n"
+     "[domain localhost]\n[domain xn--bcher-kva.example]\n", 0, {NULL}},
+    {"domain: duplicate", "store_dir = /s\n" OKL "[domain example.org]\n[domain example.net]\n"
+     "[domain example.org]\n", 0,
+     {"t.conf:6: duplicate domain 'example.org' (first at line 4)"}},
+    {"domain: duplicate in another case", "store_dir = /s\n" OKL "[domain Example.ORG]\n"
+     "[domain eXample.org]\n", 0,
+     {"t.conf:5: duplicate domain 'example.org' (first at line 4)"}},
+    {"domain: no name", "store_dir = /s\n" OKL "[domain]\n", 0,
+     {"t.conf:4: bad domain name '' (letters, digits, '-' and '.', at most 253 bytes; labels of "
+      "1 to 63, not starting or ending with '-')"}},
+    {"domain: bad names", "store_dir = /s\n" OKL "[domain -a.org]\n[domain a-.org]\n"
+     "[domain a.-b.org]\n[domain a..org]\n[domain .a.org]\n[domain a.org.]\n[domain a_b.org]\n"
+     "[domain a b]\n[domain ex\xc3\xa4mple.org]\n", 0,
+     {"t.conf:4: bad domain name '-a.org' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:5: bad domain name 'a-.org' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:6: bad domain name 'a.-b.org' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:7: bad domain name 'a..org' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:8: bad domain name '.a.org' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:9: bad domain name 'a.org.' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:10: bad domain name 'a_b.org' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:11: bad domain name 'a b' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')",
+      "t.conf:12: bad domain name 'ex\\xc3\\xa4mple.org' (letters, digits, '-' and '.', at most "
+      "253 bytes; labels of 1 to 63, not starting or ending with '-')"}},
+    {"domain: an address is not a name", "store_dir = /s\n" OKL "[domain a@b]\n", 0,
+     {"t.conf:4: bad domain name 'a@b' (letters, digits, '-' and '.', at most 253 bytes; "
+      "labels of 1 to 63, not starting or ending with '-')"}},
+    {"domain: label of 64", "store_dir = /s\n" OKL
+     "[domain a234567890123456789012345678901234567890123456789012345678901234.b]\n", 0,
+     {"t.conf:4: bad domain name 'a2345678901234567890123456789012345678901234567890123456...' "
+      "(letters, digits, '-' and '.', at most 253 bytes; labels of 1 to 63, not starting or "
+      "ending with '-')"}},
+    {"domain: name of 254", "store_dir = /s\n" OKL
+     "[domain a23456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789."
+     "123456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789."
+     "123456789.123456789.123456789.123456789.123456789.123456789.123456789.123456789.1234]\n", 0,
+     {"t.conf:4: bad domain name 'a23456789.123456789.123456789.123456789.123456789.123456...' "
+      "(letters, digits, '-' and '.', at most 253 bytes; labels of 1 to 63, not starting or "
+      "ending with '-')"}},
+    {"domain: a bad header's keys are checked as domain keys", "store_dir = /s\n" OKL
+     "[domain -x]\ntransport = smtp\nusers = a\n", 0,
+     {"t.conf:4: bad domain name '-x' (letters, digits, '-' and '.', at most 253 bytes; labels "
+      "of 1 to 63, not starting or ending with '-')",
+      "t.conf:5: transport: 'smtp' is not one of maildir, lmtp"}},
+    {"domain: unclosed header", "store_dir = /s\n" OKL "[domain a.org\nusers = a\nlisten = *:1\n",
+     0, {"t.conf:4: bad section header '[domain a.org' (expected [listener NAME] or [domain "
+         "NAME])", "t.conf:6: listen: not allowed in a [domain] section"}},
+    {"domain: a duplicate's keys are checked", "store_dir = /s\n" OKL "[domain a.org]\n"
+     "[domain a.org]\nlmtp_timeout = 0\n", 0,
+     {"t.conf:5: duplicate domain 'a.org' (first at line 4)",
+      "t.conf:6: lmtp_timeout: '0' is out of range (1s..1h)"}},
+    {"domain: only domains", "store_dir = /s\n[domain a.org]\n", 0,
+     {"t.conf: no [listener] section"}},
+    {"domain: transport lmtp without lmtp", "store_dir = /s\n" OKL "[domain a.org]\n"
+     "users = x\ntransport = lmtp\n", 0,
+     {"t.conf:6: domain 'a.org': transport = lmtp needs lmtp (unix:/path, HOST:PORT or "
+      "[IPv6]:PORT)"}},
+    {"domain: lmtp emptied", "store_dir = /s\n" OKL "[domain a.org]\ntransport = lmtp\nlmtp =\n",
+     0, {"t.conf:5: domain 'a.org': transport = lmtp needs lmtp (unix:/path, HOST:PORT or "
+         "[IPv6]:PORT)"}},
+    {"domain: each domain checked", "store_dir = /s\n" OKL "[domain a.org]\ntransport = lmtp\n"
+     "lmtp = [::1]:24\n[domain b.org]\ntransport = lmtp\n", 0,
+     {"t.conf:8: domain 'b.org': transport = lmtp needs lmtp (unix:/path, HOST:PORT or "
+      "[IPv6]:PORT)"}},
+    {"domain: set twice", "store_dir = /s\n" OKL "[domain a.org]\ntransport = lmtp\n"
+     "lmtp = [::1]:24\ntransport = maildir\n", 0,
+     {"t.conf:7: transport: set twice (first at line 5)"}},
+    {"domain: same key in two domains", "store_dir = /s\n" OKL "[domain a.org]\ncatch_all = x\n"
+     "[domain b.org]\ncatch_all = y\n", 0, {NULL}},
+    {"domain: typo", "store_dir = /s\n" OKL "[domain a.org]\ntransprot = lmtp\n", 0,
+     {"t.conf:5: unknown parameter 'transprot' (did you mean 'transport'?)"}},
+    /* scopes */
+    {"domain key at global", "store_dir = /s\ntransport = lmtp\nusers = a\n" OKL, 0,
+     {"t.conf:2: transport: only allowed in a [domain NAME] section",
+      "t.conf:3: users: only allowed in a [domain NAME] section"}},
+    {"domain key in listener", "store_dir = /s\n" OKL "maildir = /m\n", 0,
+     {"t.conf:4: maildir: only allowed in a [domain NAME] section"}},
+    {"listener key in domain", "store_dir = /s\n" OKL "[domain a.org]\nlisten = *:25\n"
+     "role = mx\n", 0,
+     {"t.conf:5: listen: not allowed in a [domain] section",
+      "t.conf:6: role: not allowed in a [domain] section"}},
+    {"overridable key in domain", "store_dir = /s\n" OKL "[domain a.org]\n"
+     "max_message_size = 1M\n", 0,
+     {"t.conf:5: max_message_size: not allowed in a [domain] section"}},
+    {"global key in domain", "store_dir = /s\n" OKL "[domain a.org]\nworkers = 2\n"
+     "queue_lifetime = 1d\nrelay_networks = ::1\n", 0,
+     {"t.conf:5: workers: a global parameter, not allowed in a [domain] section",
+      "t.conf:6: queue_lifetime: a global parameter, not allowed in a [domain] section",
+      "t.conf:7: relay_networks: a global parameter, not allowed in a [domain] section"}},
+    {"queue keys in listener", "store_dir = /s\n" OKL "queue_concurrency = 2\n"
+     "max_received_headers = 5\ncontrol_socket = /c\nqueue_retry_schedule = 1m\n", 0,
+     {"t.conf:4: queue_concurrency: a global parameter, not allowed in a [listener] section",
+      "t.conf:5: max_received_headers: a global parameter, not allowed in a [listener] section",
+      "t.conf:6: control_socket: a global parameter, not allowed in a [listener] section",
+      "t.conf:7: queue_retry_schedule: a global parameter, not allowed in a [listener] "
+      "section"}},
+    /* the retry schedule */
+    {"retry schedule emptied", "store_dir = /s\nqueue_retry_schedule =\n" OKL, 0,
+     {"t.conf:2: queue_retry_schedule: needs at least one delay"}},
+    {"retry schedule over 32 by repetition", "store_dir = /s\n"
+     "queue_retry_schedule = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
+     "queue_retry_schedule = 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
+     "queue_retry_schedule = 1\n" OKL, 0,
+     {"t.conf:4: queue_retry_schedule: more than 32 entries"}},
+    {"retry schedule: a bad entry drops its line", "store_dir = /s\n"
+     "queue_retry_schedule = 1m 0\n" OKL, 0,
+     {"t.conf:2: queue_retry_schedule: '0': out of range (1s..7d)"}},
     {"collects every error in order", "workers = 0\nfoo\n[listener a]\nlisten = 1:2:3\n"
      "tls = x\n[listener a]\nbanner = x\n", 0,
      {"t.conf:1: workers: '0' is out of range (1..64)",
@@ -697,17 +1267,6 @@ static void test_errors(void **state)
 }
 
 /* --- hostile input: caps, floods, huge lines ----------------------------------------------- */
-
-static char *repeat(const char *unit, size_t times, const char *tail)
-{
-    size_t u = strlen(unit), t = strlen(tail);
-    char *s = malloc(u * times + t + 1);
-    assert_non_null(s);
-    for (size_t i = 0; i < times; i++)
-        memcpy(s + i * u, unit, u);
-    memcpy(s + u * times, tail, t + 1);
-    return s;
-}
 
 static void expect_first_error(const char *text, size_t len, const char *first, size_t n)
 {
@@ -822,6 +1381,30 @@ static void test_caps(void **state)
     ph_config_free(cfg);
     free(many);
 
+    /* domains: PH_CONFIG_MAX_DOMAINS sections, then more; past the cap each costs O(1) */
+    n = 200000;
+    len = 0;
+    many = malloc(n * 32 + 64);
+    assert_non_null(many);
+    len += (size_t)sprintf(many, "store_dir = /s\n" OKL);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(many + len, "[domain d%zu.example]\n", i);
+    assert_int_equal(ph_config_parse(FILE_NAME, many, len, &cfg, &errs), -EINVAL);
+    assert_int_equal(errs.n, PH_CONFIG_MAX_ERRORS + 1);
+    assert_string_equal(errs.v[0].text, "t.conf:1028: more than 1024 [domain] sections");
+    snprintf(note, sizeof(note), "t.conf: %zu more errors not shown",
+             n - PH_CONFIG_MAX_DOMAINS - PH_CONFIG_MAX_ERRORS);
+    assert_string_equal(errs.v[PH_CONFIG_MAX_ERRORS].text, note);
+    ph_config_errors_free(&errs);
+    cut = strstr(many, "[domain d1024.example]");
+    cfg = parse_ok("1024 domains", (*cut = '\0', many));
+    assert_int_equal(cfg->ndomains, PH_CONFIG_MAX_DOMAINS);
+    assert_string_equal(cfg->domains[1023].name, "d1023.example");
+    assert_ptr_equal(ph_config_find_domain(cfg, "D1023.example"), &cfg->domains[1023]);
+    check_roundtrip("1024 domains", cfg);
+    ph_config_free(cfg);
+    free(many);
+
     /* a flood of one-byte lines: errors are counted, not stored */
     char *flood = repeat("x\n", 1000000, "");
     assert_int_equal(ph_config_parse(FILE_NAME, flood, strlen(flood), &cfg, &errs), -EINVAL);
@@ -844,7 +1427,10 @@ static void test_random(void **state)
     (void)state;
     static const char *const pieces[] = {"workers", " = ", "=", "\n", " ", "\t", "[listener ",
                                          "]", "#", "listen", "*:25", ",", "1k", "\r\n", "\0",
-                                         "yes", "tls_sni", "a:b:c", "\xff", "role = submission"};
+                                         "yes", "tls_sni", "a:b:c", "\xff", "role = submission",
+                                         "[domain ", "a.example", "transport = lmtp",
+                                         "lmtp = [::1]:24", "users", "queue_retry_schedule",
+                                         "1m", "relay_networks = ::1/64", "maildir = /%d/%u"};
     uint32_t seed = 12345;
     char buf[2048];
     for (int round = 0; round < 3000; round++) {
@@ -913,13 +1499,27 @@ static void test_params(void **state)
         assert_true(strlen(info.help) > 10);
         n++;
     }
-    assert_int_equal(n, 37);
+    assert_int_equal(n, 52);
     assert_int_equal(ph_config_param_info_get(0, &info), 0);
     assert_string_equal(info.name, "hostname");
     assert_int_equal(ph_config_param_info_get(4, &info), 0);
     assert_string_equal(info.name, "workers");
     assert_string_equal(info.values, "1..64");
     assert_string_equal(info.scope, "global");
+    assert_int_equal(ph_config_param_info_get(10, &info), 0);
+    assert_string_equal(info.name, "queue_retry_schedule");
+    assert_string_equal(info.type, "list");
+    assert_string_equal(info.def, "1m 5m 15m 1h 4h");
+    assert_int_equal(ph_config_param_info_get(43, &info), 0);
+    assert_string_equal(info.name, "transport");
+    assert_string_equal(info.scope, "domain");
+    assert_string_equal(info.type, "enum");
+    assert_string_equal(info.values, "maildir | lmtp");
+    assert_string_equal(info.def, "maildir");
+    assert_int_equal(ph_config_param_info_get(51, &info), 0);
+    assert_string_equal(info.name, "lmtp_timeout");
+    assert_string_equal(info.values, "1s..1h");
+    assert_int_equal(ph_config_param_info_get(52, &info), -ENOENT);
 #ifdef POSTHORN_SOURCE_DIR
     FILE *f = fopen(POSTHORN_SOURCE_DIR "/docs/posthorn.conf.5", "r");
     assert_non_null(f);
@@ -952,7 +1552,9 @@ int main(void)
         cmocka_unit_test(test_dump_only_set), cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_errors),   cmocka_unit_test(test_caps),
         cmocka_unit_test(test_random),   cmocka_unit_test(test_load),
-        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_params),   cmocka_unit_test(test_domain_values),
+        cmocka_unit_test(test_domains),  cmocka_unit_test(test_retry_schedule),
+        cmocka_unit_test(test_expand_maildir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

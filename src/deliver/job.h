@@ -1,0 +1,35 @@
+/*
+ * job.h - one delivery attempt for one queued message, run on a queue manager worker thread
+ * (blocking I/O): load the envelope, deliver every due recipient (Maildir, LMTP; remote
+ * recipients wait for the relay), record each outcome with the retry schedule, send one bounce
+ * for the recipients that failed for good, then save the new state or remove the finished
+ * message. See qmgr.h for how jobs are scheduled.
+ *
+ * Crash safety: Maildir files are fsync'd (file and new/) before a recipient is recorded as
+ * delivered; a bounce is committed to the queue before its recipients are recorded as failed;
+ * the envelope is replaced atomically. A crash anywhere repeats at most one attempt.
+ */
+#ifndef POSTHORN_DELIVER_JOB_H
+#define POSTHORN_DELIVER_JOB_H
+
+#include <stdint.h>
+
+#include "deliver/qmgr.h"
+#include "deliver/recipients.h"
+#include "queue/qstore.h"
+#include "queue/schedule.h"
+#include "queue/spool.h"
+
+typedef struct ph_job_ctx {
+    ph_qstore *store;             /* committed messages (shared by all jobs) */
+    ph_spool *spool;              /* where bounces are committed */
+    const ph_rcpt_table *table;   /* local domains; may be NULL (nothing is local) */
+    const char *hostname;         /* LHLO name, Reporting-MTA, MAILER-DAEMON@ domain */
+    ph_retry_policy policy;
+    int lmtp_timeout_ms;
+} ph_job_ctx;
+
+/* ph_qmgr_run_fn: ctx is a ph_job_ctx. */
+void ph_job_run(void *ctx, const char *qid, ph_job_mode mode, ph_job_result *out);
+
+#endif

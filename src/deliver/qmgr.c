@@ -1,0 +1,509 @@
+/*
+ * qmgr.c - the queue manager's scheduling (see qmgr.h).
+ *
+ * Index: a hash table of every known message (queue id -> due time and flags). A message is
+ * "ready" when it is due and neither running nor held; ready ones wait in a FIFO for a free
+ * job slot, so a burst of new mail is taken in arrival order. Deferred messages become ready
+ * through a once-a-second sweep of the index (O(messages) per second, a few microseconds per
+ * thousand), which keeps the structure simple and the next-due bookkeeping in one place.
+ */
+#include "deliver/qmgr.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/workpool.h"
+#include "queue/envelope.h"
+#include "queue/qstore.h"
+
+#define SWEEP_MS 1000
+#define INITIAL_BUCKETS 1024
+
+typedef struct entry {
+    struct entry *next;       /* hash chain */
+    struct entry *ready_next; /* FIFO of ready messages */
+    int64_t due;              /* unix seconds; 0 = now */
+    bool active, held, in_ready;
+    bool kick;                /* a command arrived while the job ran: run again at once */
+    bool deleted;             /* delete after the running job */
+    ph_job_mode mode;         /* for the next job */
+    char qid[PH_ENVELOPE_ID_MAX + 1];
+} entry;
+
+typedef struct job {
+    ph_qmgr *q;
+    entry *e;
+    ph_job_mode mode;
+    ph_job_result res;
+} job;
+
+struct ph_qmgr {
+    ph_qmgr_options o;
+    struct event_base *base;
+    ph_qstore *store;
+    ph_workpool *pool;
+    entry **buckets;
+    size_t nbuckets, count;
+    entry *ready_head, **ready_tail;
+    unsigned long nready, active;
+    unsigned long long jobs;
+    int inotify_fd;
+    struct event *inotify_ev, *sweep_ev;
+};
+
+static void logf_(ph_qmgr *q, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void logf_(ph_qmgr *q, int level, const char *fmt, ...)
+{
+    if (!q->o.log)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    q->o.log(q->o.log_ctx, level, line);
+}
+
+/* ---- the index ------------------------------------------------------------------------- */
+
+static size_t hash_of(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static entry *find(ph_qmgr *q, const char *qid)
+{
+    for (entry *e = q->buckets[hash_of(qid) & (q->nbuckets - 1)]; e; e = e->next)
+        if (strcmp(e->qid, qid) == 0)
+            return e;
+    return NULL;
+}
+
+static void grow(ph_qmgr *q)
+{
+    size_t n = q->nbuckets * 2;
+    entry **b = calloc(n, sizeof(*b));
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < q->nbuckets; i++)
+        for (entry *e = q->buckets[i], *next; e; e = next) {
+            next = e->next;
+            size_t k = hash_of(e->qid) & (n - 1);
+            e->next = b[k];
+            b[k] = e;
+        }
+    free(q->buckets);
+    q->buckets = b;
+    q->nbuckets = n;
+}
+
+static entry *add(ph_qmgr *q, const char *qid)
+{
+    if (!ph_qstore_valid_id(qid))
+        return NULL;
+    entry *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    snprintf(e->qid, sizeof(e->qid), "%s", qid);
+    if (q->count >= q->nbuckets)
+        grow(q);
+    size_t k = hash_of(qid) & (q->nbuckets - 1);
+    e->next = q->buckets[k];
+    q->buckets[k] = e;
+    q->count++;
+    return e;
+}
+
+/* Takes e out of the ready FIFO if it is there. */
+static void unready(ph_qmgr *q, entry *e)
+{
+    if (!e->in_ready)
+        return;
+    e->in_ready = false;
+    entry **rp = &q->ready_head;
+    while (*rp != e)
+        rp = &(*rp)->ready_next;
+    *rp = e->ready_next;
+    if (q->ready_tail == &e->ready_next)
+        q->ready_tail = rp;
+    q->nready--;
+}
+
+static void forget(ph_qmgr *q, entry *e)
+{
+    entry **pp = &q->buckets[hash_of(e->qid) & (q->nbuckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    q->count--;
+    unready(q, e);
+    free(e);
+}
+
+static void make_ready(ph_qmgr *q, entry *e)
+{
+    if (e->in_ready || e->active || e->held)
+        return;
+    e->in_ready = true;
+    e->ready_next = NULL;
+    *q->ready_tail = e;
+    q->ready_tail = &e->ready_next;
+    q->nready++;
+}
+
+static entry *pop_ready(ph_qmgr *q)
+{
+    entry *e = q->ready_head;
+    if (!e)
+        return NULL;
+    q->ready_head = e->ready_next;
+    if (!q->ready_head)
+        q->ready_tail = &q->ready_head;
+    e->in_ready = false;
+    q->nready--;
+    return e;
+}
+
+/* ---- jobs -------------------------------------------------------------------------------- */
+
+static void dispatch(ph_qmgr *q);
+
+static void job_work(void *arg)
+{
+    job *j = arg;
+    j->res.next_due = -1;
+    j->q->o.run(j->q->o.run_ctx, j->e->qid, j->mode, &j->res);
+}
+
+static void emit_log(ph_qmgr *q, char *lines)
+{
+    for (char *line = lines, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (q->o.log && *line)
+            q->o.log(q->o.log_ctx, 2, line);
+    }
+}
+
+static void job_done(void *arg)
+{
+    job *j = arg;
+    ph_qmgr *q = j->q;
+    entry *e = j->e;
+    emit_log(q, j->res.log);
+    free(j->res.log);
+    q->active--;
+    q->jobs++;
+    e->active = false;
+    if (e->deleted) {
+        ph_qstore_remove(q->store, e->qid);
+        logf_(q, 2, "event=queue_deleted qid=%s", e->qid);
+        forget(q, e);
+    } else if (j->res.next_due < 0) {
+        forget(q, e);
+    } else {
+        e->held = j->res.held;
+        e->due = j->res.next_due;
+        if (e->kick) {
+            e->kick = false;
+            e->due = 0;
+        }
+        if (e->due <= (int64_t)time(NULL))
+            make_ready(q, e);
+    }
+    free(j);
+    dispatch(q);
+}
+
+static void dispatch(ph_qmgr *q)
+{
+    while (q->active < q->o.concurrency && q->ready_head) {
+        entry *e = pop_ready(q);
+        job *j = calloc(1, sizeof(*j));
+        if (j)
+            *j = (job){.q = q, .e = e, .mode = e->mode};
+        if (!j || ph_workpool_submit(q->pool, job_work, job_done, j) < 0) {
+            free(j);
+            make_ready(q, e); /* try again at the next sweep */
+            return;
+        }
+        e->mode = PH_JOB_DELIVER;
+        e->active = true;
+        q->active++;
+    }
+}
+
+/* ---- noticing messages ------------------------------------------------------------------- */
+
+static void noticed(const char *qid, void *arg)
+{
+    ph_qmgr *q = arg;
+    entry *e = find(q, qid);
+    if (e)
+        return; /* known: a state update of its own, or already scheduled */
+    if (!(e = add(q, qid)))
+        return;
+    e->due = 0; /* look at it now: its due times are in the envelope */
+    make_ready(q, e);
+}
+
+static void rescan(ph_qmgr *q, bool clean_tmp)
+{
+    long n = ph_qstore_scan(q->store, clean_tmp, noticed, q);
+    if (n < 0)
+        logf_(q, 0, "event=queue_error what=scan error=\"%s\"", strerror((int)-n));
+}
+
+static void inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    ph_qmgr *q = arg;
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool overflow = false;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)p;
+            p += sizeof(*ev) + ev->len;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                overflow = true;
+                continue;
+            }
+            size_t len = ev->len ? strlen(ev->name) : 0;
+            if (len > 4 && len - 4 <= PH_ENVELOPE_ID_MAX && strcmp(ev->name + len - 4, ".env") == 0) {
+                char qid[PH_ENVELOPE_ID_MAX + 1];
+                memcpy(qid, ev->name, len - 4);
+                qid[len - 4] = '\0';
+                noticed(qid, q);
+            }
+        }
+    }
+    if (overflow)
+        rescan(q, false);
+    dispatch(q);
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ph_qmgr *q = arg;
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < q->nbuckets; i++)
+        for (entry *e = q->buckets[i]; e; e = e->next)
+            if (!e->active && !e->held && !e->in_ready && e->due <= now)
+                make_ready(q, e);
+    dispatch(q);
+}
+
+static int start_watching(ph_qmgr *q, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/queue", q->o.spool_dir);
+    q->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (q->inotify_fd < 0 || inotify_add_watch(q->inotify_fd, path, IN_MOVED_TO) < 0) {
+        snprintf(err, errlen, "inotify on %s: %s", path, strerror(errno));
+        return -1;
+    }
+    q->inotify_ev = event_new(q->base, q->inotify_fd, EV_READ | EV_PERSIST, inotify_cb, q);
+    q->sweep_ev = event_new(q->base, -1, EV_PERSIST, sweep_cb, q);
+    struct timeval tv = {SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000};
+    if (!q->inotify_ev || !q->sweep_ev || event_add(q->inotify_ev, NULL) < 0 ||
+        event_add(q->sweep_ev, &tv) < 0) {
+        snprintf(err, errlen, "cannot set up queue events");
+        return -1;
+    }
+    return 0;
+}
+
+ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *err,
+                     size_t errlen)
+{
+    ph_qmgr *q = calloc(1, sizeof(*q));
+    if (!q) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    q->o = *o;
+    if (q->o.concurrency == 0)
+        q->o.concurrency = 1;
+    q->base = base;
+    q->inotify_fd = -1;
+    q->ready_tail = &q->ready_head;
+    q->nbuckets = INITIAL_BUCKETS;
+    q->buckets = calloc(q->nbuckets, sizeof(*q->buckets));
+    unsigned threads = q->o.concurrency < PH_WORKPOOL_THREADS_MAX ? q->o.concurrency
+                                                                   : PH_WORKPOOL_THREADS_MAX;
+    if (!q->buckets || ph_qstore_open(o->spool_dir, &q->store, err, errlen) < 0) {
+        if (!q->buckets)
+            snprintf(err, errlen, "out of memory");
+        ph_qmgr_free(q);
+        return NULL;
+    }
+    /* watch first, then scan: a message committed in between is seen twice, never missed */
+    if (start_watching(q, err, errlen) < 0 ||
+        !(q->pool = ph_workpool_new_bounded(base, threads, q->o.concurrency))) {
+        if (!q->pool && !err[0])
+            snprintf(err, errlen, "cannot start delivery threads: %s", strerror(errno));
+        ph_qmgr_free(q);
+        return NULL;
+    }
+    rescan(q, true);
+    logf_(q, 2, "event=qmgr_start queued=%lu concurrency=%u", (unsigned long)q->count,
+          q->o.concurrency);
+    dispatch(q);
+    return q;
+}
+
+void ph_qmgr_free(ph_qmgr *q)
+{
+    if (!q)
+        return;
+    if (q->inotify_ev)
+        event_free(q->inotify_ev);
+    if (q->sweep_ev)
+        event_free(q->sweep_ev);
+    q->o.concurrency = 0; /* done callbacks from the pool's shutdown start nothing new */
+    ph_workpool_free(q->pool);
+    if (q->inotify_fd >= 0)
+        close(q->inotify_fd);
+    for (size_t i = 0; q->buckets && i < q->nbuckets; i++)
+        for (entry *e = q->buckets[i], *next; e; e = next) {
+            next = e->next;
+            free(e);
+        }
+    free(q->buckets);
+    ph_qstore_close(q->store);
+    free(q);
+}
+
+/* ---- operator commands -------------------------------------------------------------------- */
+
+/* The entry for qid, adding it when the message exists on disk but is not indexed yet. */
+static int lookup(ph_qmgr *q, const char *qid, entry **out)
+{
+    if (!ph_qstore_valid_id(qid))
+        return -EINVAL;
+    entry *e = find(q, qid);
+    if (!e) {
+        ph_envelope *env = NULL;
+        char err[256];
+        int r = ph_qstore_load(q->store, qid, &env, err, sizeof(err));
+        ph_envelope_free(env);
+        if (r < 0)
+            return r == -EBADMSG ? -ENOENT : r;
+        if (!(e = add(q, qid)))
+            return -ENOMEM;
+        e->due = 0;
+    }
+    *out = e;
+    return 0;
+}
+
+/* Runs the message now in the given mode (after the running job, if one runs). */
+static void run_now(ph_qmgr *q, entry *e, ph_job_mode mode)
+{
+    e->mode = mode;
+    e->due = 0;
+    if (e->active)
+        e->kick = true;
+    else
+        make_ready(q, e);
+    dispatch(q);
+}
+
+int ph_qmgr_flush(ph_qmgr *q, const char *qid)
+{
+    if (qid) {
+        entry *e;
+        int r = lookup(q, qid, &e);
+        if (r == 0 && !e->held)
+            run_now(q, e, PH_JOB_FLUSH);
+        return r;
+    }
+    for (size_t i = 0; i < q->nbuckets; i++)
+        for (entry *e = q->buckets[i]; e; e = e->next)
+            if (!e->held) {
+                e->mode = PH_JOB_FLUSH;
+                e->due = 0;
+                if (e->active)
+                    e->kick = true;
+                else
+                    make_ready(q, e);
+            }
+    dispatch(q);
+    return 0;
+}
+
+int ph_qmgr_hold(ph_qmgr *q, const char *qid)
+{
+    entry *e;
+    int r = lookup(q, qid, &e);
+    if (r == 0 && (r = ph_qstore_hold(q->store, qid)) == 0) {
+        e->held = true;
+        unready(q, e); /* out of the FIFO, but stays known */
+    }
+    return r;
+}
+
+int ph_qmgr_release(ph_qmgr *q, const char *qid)
+{
+    entry *e;
+    int r = lookup(q, qid, &e);
+    if (r == 0 && (r = ph_qstore_release(q->store, qid)) == -ENOENT)
+        r = 0; /* not held: nothing to do */
+    if (r == 0 && e->held) {
+        e->held = false;
+        run_now(q, e, PH_JOB_DELIVER);
+    }
+    return r;
+}
+
+int ph_qmgr_delete(ph_qmgr *q, const char *qid)
+{
+    entry *e;
+    int r = lookup(q, qid, &e);
+    if (r < 0)
+        return r;
+    if (e->active) {
+        e->deleted = true; /* the job may still write its envelope: remove after it */
+        return 0;
+    }
+    r = ph_qstore_remove(q->store, qid);
+    logf_(q, 2, "event=queue_deleted qid=%s", qid);
+    forget(q, e);
+    return r;
+}
+
+int ph_qmgr_bounce(ph_qmgr *q, const char *qid)
+{
+    entry *e;
+    int r = lookup(q, qid, &e);
+    if (r == 0) {
+        if (e->held) {
+            ph_qstore_release(q->store, qid);
+            e->held = false;
+        }
+        run_now(q, e, PH_JOB_BOUNCE);
+    }
+    return r;
+}
+
+ph_qmgr_stats ph_qmgr_get_stats(const ph_qmgr *q)
+{
+    return (ph_qmgr_stats){q->count, q->active, q->nready, q->jobs};
+}

@@ -1,0 +1,76 @@
+/*
+ * qmgr.h - the queue manager: knows every committed message in <spool>/queue, decides when each
+ * is tried, and runs delivery jobs on worker threads, at most `concurrency` at once, one job per
+ * message at a time. New messages (from any receiving process, or bounces it made itself) are
+ * noticed through inotify on queue/, deferred ones by a once-a-second look at their due times.
+ *
+ * What a job does is the caller's (see job.h): the manager only passes the queue id and a mode,
+ * and gets back when the message is due next (or that it is gone) plus log lines to write.
+ * Operator commands (flush, hold, release, delete, bounce) come from the control socket.
+ *
+ * Threads: everything here runs on the event loop's thread except run(), which runs on a worker.
+ * Ownership: the manager owns its index, workers, inotify descriptor and queue directory
+ * handle; strings in options are borrowed and must outlive it.
+ */
+#ifndef POSTHORN_DELIVER_QMGR_H
+#define POSTHORN_DELIVER_QMGR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+typedef enum ph_job_mode {
+    PH_JOB_DELIVER, /* recipients that are due */
+    PH_JOB_FLUSH,   /* every undelivered recipient, due or not */
+    PH_JOB_BOUNCE,  /* fail every undelivered recipient now and send the bounce */
+} ph_job_mode;
+
+typedef struct ph_job_result {
+    int64_t next_due; /* unix seconds of the next attempt; -1: the message is gone */
+    bool held;        /* a hold marker was found: leave it alone until released */
+    char *log;        /* malloc'd log lines ("\n"-separated, info level), or NULL */
+} ph_job_result;
+
+/* Runs on a worker thread; fills *out (next_due -1 and log NULL when nothing is known). */
+typedef void (*ph_qmgr_run_fn)(void *ctx, const char *qid, ph_job_mode mode, ph_job_result *out);
+/* Loop thread: one log line (no newline). */
+typedef void (*ph_qmgr_log_fn)(void *ctx, int level, const char *line);
+
+typedef struct ph_qmgr_options {
+    const char *spool_dir;
+    unsigned concurrency;   /* jobs at once, >= 1 */
+    ph_qmgr_run_fn run;
+    void *run_ctx;
+    ph_qmgr_log_fn log;     /* may be NULL */
+    void *log_ctx;
+} ph_qmgr_options;
+
+typedef struct ph_qmgr ph_qmgr;
+
+typedef struct ph_qmgr_stats {
+    unsigned long known;      /* messages in the index */
+    unsigned long active;     /* jobs running */
+    unsigned long ready;      /* due, waiting for a free slot */
+    unsigned long long jobs;  /* jobs finished since start */
+} ph_qmgr_stats;
+
+/* Scans the queue (every message is looked at once: due times live in the envelopes), starts
+ * watching it and the workers. NULL with a reason in err. */
+ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *err,
+                     size_t errlen);
+/* Stops taking new jobs, waits for running ones, frees everything. NULL is fine. */
+void ph_qmgr_free(ph_qmgr *q);
+
+/* Operator commands. qid NULL for flush means every message. 0, -ENOENT (no such message),
+ * -EINVAL (bad id) or another -errno. */
+int ph_qmgr_flush(ph_qmgr *q, const char *qid);
+int ph_qmgr_hold(ph_qmgr *q, const char *qid);
+int ph_qmgr_release(ph_qmgr *q, const char *qid);
+int ph_qmgr_delete(ph_qmgr *q, const char *qid);
+int ph_qmgr_bounce(ph_qmgr *q, const char *qid);
+
+ph_qmgr_stats ph_qmgr_get_stats(const ph_qmgr *q);
+
+#endif
