@@ -3,9 +3,12 @@
  *
  * Commit order per message, on a worker thread: fdatasync data, fdatasync envelope, close
  * both (checked: NFS and some filesystems report write errors only there), rename the data
- * into queue/, rename the envelope (the commit marker) into queue/; then one fsync of queue/
- * for the whole batch. A crash before the envelope rename leaves no committed message; the
- * start-up scan removes the pieces. Owns the directory descriptors, the pending and in-flight
+ * into queue/<qid>.msg and the envelope into queue/<qid>.new; then one fsync of queue/ for the
+ * whole batch; only after that each <qid>.new becomes <qid>.env, the name the queue manager
+ * acts on. So the queue manager never sees a message whose directory fsync failed (that client
+ * gets 451/452 and the files are removed). A .new file found at start was durable (the fsync
+ * succeeded, the last rename may be lost in a crash): recovery completes its rename. Anything
+ * else without an .env is removed. Owns the directory descriptors, the pending and in-flight
  * batches and every message handed to ph_spool_commit.
  */
 #include "queue/spool.h"
@@ -30,6 +33,7 @@ struct ph_spool_msg {
     int fd, envfd;
     int error;        /* first write error, negative errno */
     int result;       /* of the commit */
+    bool in_queue;    /* its files were renamed into queue/ (so removing them there is ours) */
     ph_spool_done_fn done;
     void *arg;
     size_t blen;
@@ -102,20 +106,29 @@ static void purge_dir(int dirfd)
     closedir(d);
 }
 
-/* queue/<qid>.msg without its .env: a crash between the two renames; never acknowledged. */
+/* At start, in queue/: a <qid>.new next to its .msg passed the directory fsync (only the last
+ * rename may be lost): it becomes <qid>.env. A .msg with neither (a crash between the renames)
+ * was never acknowledged and is removed, as is a .new without its data. */
 static void remove_orphans(int dirfd)
 {
     DIR *d = dir_stream(dirfd);
     if (!d)
         return;
     struct dirent *e;
+    char other[300], env[300];
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".msg") != 0)
+        if (n < 5 || n > 250)
             continue;
-        char env[300];
+        bool is_new = strcmp(e->d_name + n - 4, ".new") == 0;
+        if (!is_new && strcmp(e->d_name + n - 4, ".msg") != 0)
+            continue;
         snprintf(env, sizeof(env), "%.*s.env", (int)(n - 4), e->d_name);
-        if (faccessat(dirfd, env, F_OK, 0) != 0)
+        snprintf(other, sizeof(other), "%.*s.%s", (int)(n - 4), e->d_name, is_new ? "msg" : "new");
+        bool has_other = faccessat(dirfd, other, F_OK, 0) == 0;
+        if (is_new && has_other)
+            renameat(dirfd, e->d_name, dirfd, env);
+        else if (is_new || (!has_other && faccessat(dirfd, env, F_OK, 0) != 0))
             unlinkat(dirfd, e->d_name, 0);
     }
     closedir(d);
@@ -260,11 +273,12 @@ int ph_spool_append(ph_spool_msg *m, const void *data, size_t len)
 static void remove_files(ph_spool_msg *m)
 {
     char name[80];
-    const char *exts[] = {"msg", "env"};
-    for (int i = 0; i < 2; i++) {
+    const char *exts[] = {"msg", "env", "new"};
+    for (int i = 0; i < 3; i++) {
         name_of(name, sizeof(name), m->qid, exts[i]);
         unlinkat(m->sp->incoming_fd, name, 0);
-        unlinkat(m->sp->queue_fd, name, 0);
+        if (m->in_queue) /* never another message's files (a duplicate id) */
+            unlinkat(m->sp->queue_fd, name, 0);
     }
 }
 
@@ -320,21 +334,47 @@ static int sync_and_close(int *fd, unsigned long long *fsyncs)
     return r;
 }
 
-/* One message: durable files, then renamed into queue/ (envelope last). Worker thread. */
+/* rename that never replaces an existing file (a queue id used twice must not overwrite a
+ * committed message); plain rename where the filesystem lacks RENAME_NOREPLACE. */
+static int rename_new(int fromfd, const char *from, int tofd, const char *to)
+{
+    int r = renameat2(fromfd, from, tofd, to, RENAME_NOREPLACE);
+    if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        if (faccessat(tofd, to, F_OK, 0) == 0) {
+            errno = EEXIST;
+            return -1;
+        }
+        r = renameat(fromfd, from, tofd, to);
+    }
+    return r;
+}
+
+/* One message: durable files, then renamed into queue/ (the envelope as .new). Worker thread. */
 static int commit_one(ph_spool_msg *m, unsigned long long *fsyncs)
 {
     int r = sync_and_close(&m->fd, fsyncs);
     int r2 = sync_and_close(&m->envfd, fsyncs);
     if (r == 0)
         r = r2;
-    char name[80];
-    const char *exts[] = {"msg", "env"};
-    for (int i = 0; i < 2 && r == 0; i++) {
-        name_of(name, sizeof(name), m->qid, exts[i]);
-        if (renameat(m->sp->incoming_fd, name, m->sp->queue_fd, name) < 0)
-            r = -errno;
-    }
+    char from[80], to[80];
+    name_of(from, sizeof(from), m->qid, "msg");
+    if (r == 0 && rename_new(m->sp->incoming_fd, from, m->sp->queue_fd, from) < 0)
+        r = -errno;
+    m->in_queue = r == 0;
+    name_of(from, sizeof(from), m->qid, "env");
+    name_of(to, sizeof(to), m->qid, "new");
+    if (r == 0 && renameat(m->sp->incoming_fd, from, m->sp->queue_fd, to) < 0)
+        r = -errno;
     return r;
+}
+
+/* After the directory fsync: the queue manager may have it now. */
+static int publish(ph_spool_msg *m)
+{
+    char from[80], to[80];
+    name_of(from, sizeof(from), m->qid, "new");
+    name_of(to, sizeof(to), m->qid, "env");
+    return renameat(m->sp->queue_fd, from, m->sp->queue_fd, to) < 0 ? -errno : 0;
 }
 
 static void batch_work(void *arg)
@@ -347,9 +387,9 @@ static void batch_work(void *arg)
     if (any) {
         int r = fsync(b->sp->queue_fd) < 0 ? -errno : 0; /* one directory sync for all */
         fsyncs++;
-        for (ph_spool_msg *m = b->msgs; m && r < 0; m = m->next)
-            if (m->result == 0)
-                m->result = r; /* not known to be durable: refuse it, the client retries */
+        for (ph_spool_msg *m = b->msgs; m; m = m->next)
+            if (m->result == 0) /* not known to be durable: refuse it, the client retries */
+                m->result = r < 0 ? r : publish(m);
     }
     __atomic_add_fetch(&b->sp->stats.fsyncs, fsyncs, __ATOMIC_RELAXED);
 }
@@ -435,6 +475,8 @@ int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen
     if (r == 0 && fsync(sp->queue_fd) < 0)
         r = -errno;
     fsyncs++;
+    if (r == 0)
+        r = publish(&m);
     __atomic_add_fetch(&sp->stats.fsyncs, fsyncs, __ATOMIC_RELAXED);
     if (m.fd >= 0)
         close(m.fd);

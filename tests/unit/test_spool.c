@@ -200,6 +200,49 @@ static void test_open_recovers(void **state)
     assert_int_equal(ph_spool_count(f->sp), 1);
 }
 
+static void touch(const char *dir, const char *sub, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+    int fd = open(path, O_CREAT | O_WRONLY, 0640);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* A crash after the directory fsync but before <qid>.new became <qid>.env: the message was
+ * durable (and maybe acknowledged), so recovery publishes it; a .new without data goes. */
+static void test_recovery_publishes_durable_new(void **state)
+{
+    fixture *f = *state;
+    touch(f->dir, "queue", "SYNCED.msg");
+    touch(f->dir, "queue", "SYNCED.new");
+    touch(f->dir, "queue", "NODATA.new");
+    ph_spool_close(f->sp);
+    char err[256];
+    assert_int_equal(ph_spool_open(f->dir, f->base, inline_offload, f->base, true, &f->sp, err,
+                                   sizeof(err)), 0);
+    assert_true(exists(f->dir, "queue", "SYNCED.env"));
+    assert_true(exists(f->dir, "queue", "SYNCED.msg"));
+    assert_false(exists(f->dir, "queue", "SYNCED.new"));
+    assert_false(exists(f->dir, "queue", "NODATA.new"));
+    assert_int_equal(ph_spool_count(f->sp), 1);
+}
+
+/* ph_spool_store (bounces): the whole message at once, published as .env, no .new left. */
+static void test_store_at_once(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(ph_spool_store(f->sp, "BOUNCE", "data", 4, "ENV\n", 4), 0);
+    size_t len = 0;
+    char *d = read_file(f->dir, "queue", "BOUNCE.msg", &len);
+    assert_non_null(d);
+    assert_memory_equal(d, "data", 4);
+    assert_true(exists(f->dir, "queue", "BOUNCE.env"));
+    assert_false(exists(f->dir, "queue", "BOUNCE.new"));
+    assert_int_equal(ph_spool_store(f->sp, "BOUNCE", "data", 4, "ENV\n", 4), -EEXIST);
+    assert_true(exists(f->dir, "queue", "BOUNCE.env")); /* the first copy is untouched */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +251,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_turn_is_one_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_id_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_publishes_durable_new, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_at_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
