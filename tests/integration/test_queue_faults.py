@@ -94,7 +94,7 @@ class FaultCase(PosthornTestCase):
                 "users = bob postmaster\n"
                 "maildir = %s/mail/%%d/%%u/Maildir\n" % (self.qdir, self.dir))
 
-    def start(self):
+    def start(self, check_exit=True):
         path = os.path.join(self.dir, "posthorn.conf")
         with open(path, "w") as f:
             f.write(self.config())
@@ -107,7 +107,7 @@ class FaultCase(PosthornTestCase):
         asan = env.get("ASAN_OPTIONS", "")
         env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "verify_asan_link_order=0"
         d = Daemon([BIN, "serve", "--config", path], listeners=1, env=env)
-        self.addCleanup(self._finish, d, True)
+        self.addCleanup(self._finish, d, check_exit)
         d.start()
         return d
 
