@@ -327,6 +327,50 @@ class QueueTools(DeliveryCase):
         self.assertIn("HELD", self.queue_cmd("list")[0])
 
 
+def write_queued(qdir, qid, sender, rcpt, received, data, corrupt=False):
+    """A committed message as the spool writes it (queue/<qid>.msg, then .env with its FNV-1a
+    end line), for tests that need an old or damaged one."""
+    from test_queue_faults import fnv1a64
+    q = os.path.join(qdir, "queue")
+    os.makedirs(q, exist_ok=True)
+    with open(os.path.join(q, qid + ".msg"), "wb") as f:
+        f.write(data)
+    env = ("posthorn-envelope 1\nid %s\nreceived %d\nclient 127.0.0.1\nprotocol ESMTP\n"
+           "from <%s>\nsize %d\nrcpt <%s> pending\n" % (qid, received, sender, len(data), rcpt))
+    end = "end %016x\n" % fnv1a64(env.encode())
+    if corrupt:
+        end = "end %016x\n" % (fnv1a64(env.encode()) ^ 1)
+    with open(os.path.join(q, qid + ".env"), "w") as f:
+        f.write(env + end)
+
+
+class Lifetime(DeliveryCase):
+    def test_expired_message_bounces_with_4_4_7(self):
+        # dave's LMTP server is not there; the message arrived 2 minutes ago and may live 1m
+        write_queued(self.qdir, "OLDMESSAGE00001", "bob@example.org", "dave@lmtp.example",
+                     int(time.time()) - 120, b"Subject: old\r\n\r\nold\r\n")
+        d = self.serve(QueueTools.lmtp_conf(self).replace(
+            "queue_retry_schedule", "queue_lifetime = 1m\nqueue_retry_schedule"))
+        files = wait_until(lambda: maildir_files(self.maildir("bob")), what="the bounce")
+        msg = email.message_from_bytes(read(files[0]), policy=email.policy.default)
+        status = msg.get_payload()[1].get_payload()[1]
+        self.assertEqual(status["Final-Recipient"], "rfc822; dave@lmtp.example")
+        self.assertEqual(status["Status"], "4.4.7")
+        self.assertIn("delivery time expired", status["Diagnostic-Code"])
+        d.wait_log("delivery", qid="OLDMESSAGE00001", status="bounced")
+        wait_until(lambda: self.queued() == [], what="queue to empty")
+
+    def test_corrupt_envelope_moved_aside(self):
+        write_queued(self.qdir, "DAMAGED00000001", "bob@example.org", "alice@example.org",
+                     int(time.time()), b"Subject: damaged\r\n\r\nx\r\n", corrupt=True)
+        d = self.serve(self.conf())
+        d.wait_log("queue_corrupt", qid="DAMAGED00000001")
+        self.assertEqual(sorted(os.listdir(os.path.join(self.qdir, "corrupt"))),
+                         ["DAMAGED00000001.env", "DAMAGED00000001.msg"])
+        self.assertEqual(self.queued(), [])
+        self.assertEqual(maildir_files(self.maildir("alice")), [])  # never delivered
+
+
 class Restart(DeliveryCase):
     def test_kill9_then_restart_delivers_each_acknowledged_message(self):
         d = self.serve(self.conf(), check_exit=False)
