@@ -90,6 +90,7 @@ typedef struct ph_config_global {
                                         ph_config_retry_schedule() gives milliseconds */
     uint64_t queue_lifetime_ms;    /* then undelivered recipients fail and bounce */
     unsigned queue_concurrency;    /* delivery attempts running at once */
+    unsigned destination_concurrency; /* sessions at once to one destination */
     unsigned max_received_headers; /* more Received: headers: 554 5.4.6 (a mail loop) */
     char *control_socket;          /* "" = <queue_dir>/control */
     ph_strlist relay_networks;     /* "ADDR" or "ADDR/PREFIX", IPv4 or IPv6, inet_pton-valid */

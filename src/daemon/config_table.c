@@ -310,6 +310,8 @@ const param ph_cfg_params[] = {
      .max = 60 * DAY, .help = "then a message's undelivered recipients fail and a bounce is sent"},
     {.name = "queue_concurrency", .type = T_UINT, G(queue_concurrency), .def = "20", .min = 1,
      .max = 1000, .help = "delivery attempts running at once"},
+    {.name = "destination_concurrency", .type = T_UINT, G(destination_concurrency), .def = "10",
+     .min = 1, .max = 1000, .help = "delivery sessions at once to one destination (LMTP server)"},
     {.name = "control_socket", .type = T_PATH, G(control_socket), .def = "",
      .check = check_control_socket,
      .help = "unix socket of `posthorn queue` (empty: QUEUE_DIR/control)"},

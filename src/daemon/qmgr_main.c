@@ -75,6 +75,10 @@ static int run_loop(const qmgr_process *p, struct event_base *base)
     int status = 1;
     ph_qmgr *q = NULL;
     control_server *cs = NULL;
+    if (!(ctx.sessions = ph_destlimit_new(cfg->g.destination_concurrency))) {
+        snprintf(err, sizeof(err), "out of memory");
+        goto out;
+    }
     if (ph_spool_open(cfg->g.queue_dir, NULL, NULL, NULL, false, &ctx.spool, err, sizeof(err)) < 0 ||
         ph_qstore_open(cfg->g.queue_dir, &ctx.store, err, sizeof(err)) < 0)
         goto out;
@@ -102,6 +106,7 @@ out:
     ph_qmgr_free(q);
     ph_qstore_close(ctx.store);
     ph_spool_close(ctx.spool);
+    ph_destlimit_free(ctx.sessions);
     return status;
 }
 

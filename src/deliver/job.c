@@ -27,6 +27,7 @@
 /* What happened to one due recipient in this attempt. */
 typedef struct outcome {
     bool tried;
+    bool busy;              /* its destination had no free session: not tried, no attempt */
     int code;               /* 250, 4xx, 5xx */
     char reply[REPLY_MAX];  /* "250 2.0.0 ..." */
     char relay[128];        /* "maildir", "lmtp:unix:/x", "none" */
@@ -44,6 +45,7 @@ typedef struct attempt {
     FILE *log;              /* collected log lines */
     char *logbuf;
     size_t loglen;
+    bool busy;              /* some recipient waits for a busy destination */
 } attempt;
 
 static void set_outcome(outcome *o, int code, const char *relay, const char *fmt, ...)
@@ -127,9 +129,21 @@ static bool needs_smtputf8(const ph_envelope *e, const char *const *rcpts, size_
     return any;
 }
 
+/* Marks dest's recipients as waiting for a free session (no attempt is counted). */
+static void mark_busy(attempt *a, const char *dest)
+{
+    for (size_t i = 0; i < a->env->nrcpts; i++)
+        if (!a->out[i].tried && a->out[i].mbox.lmtp && strcmp(a->out[i].mbox.lmtp, dest) == 0)
+            a->out[i].busy = true;
+    a->busy = true;
+    fprintf(a->log, "event=destination_busy qid=%s relay=lmtp:%s\n", a->env->id, dest);
+}
+
 /* All due recipients whose mailbox is behind LMTP destination dest, in one session. */
 static void deliver_lmtp_group(attempt *a, const char *dest)
 {
+    if (a->ctx->sessions && !ph_destlimit_try(a->ctx->sessions, dest))
+        return mark_busy(a, dest);
     size_t n = 0;
     size_t *idx = calloc(a->env->nrcpts, sizeof(*idx));
     const char **rcpts = calloc(a->env->nrcpts, sizeof(*rcpts));
@@ -173,6 +187,8 @@ static void deliver_lmtp_group(attempt *a, const char *dest)
                         res[k].enh, res[k].text);
     }
 out:
+    if (a->ctx->sessions)
+        ph_destlimit_release(a->ctx->sessions, dest);
     free(idx);
     free(rcpts);
     free(res);
@@ -208,7 +224,7 @@ static void deliver_due(attempt *a, bool force)
             route(a, i);
     for (size_t i = 0; i < a->env->nrcpts; i++) {
         outcome *o = &a->out[i];
-        if (!o->tried && o->mbox.transport == PH_DELIVER_LMTP && o->mbox.lmtp &&
+        if (!o->tried && !o->busy && o->mbox.transport == PH_DELIVER_LMTP && o->mbox.lmtp &&
             ph_schedule_due(&a->env->rcpts[i], a->now, force))
             deliver_lmtp_group(a, o->mbox.lmtp);
     }
@@ -375,6 +391,8 @@ static void finish(attempt *a, ph_job_result *out)
         fprintf(a->log, "event=queue_error qid=%s what=save error=\"%s\"\n", a->env->id,
                 strerror(-r));
     out->next_due = ph_envelope_next_due(a->env);
+    if (a->busy && out->next_due < a->now + 1)
+        out->next_due = a->now + 1; /* a busy destination: look again in a second */
 }
 
 static void run_attempt(attempt *a, ph_job_mode mode, ph_job_result *out)

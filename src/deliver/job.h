@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "deliver/destlimit.h"
 #include "deliver/qmgr.h"
 #include "deliver/recipients.h"
 #include "queue/qstore.h"
@@ -27,6 +28,7 @@ typedef struct ph_job_ctx {
     const char *hostname;         /* LHLO name, Reporting-MTA, MAILER-DAEMON@ domain */
     ph_retry_policy policy;
     int lmtp_timeout_ms;
+    ph_destlimit *sessions;       /* sessions per destination; NULL = no limit */
 } ph_job_ctx;
 
 /* ph_qmgr_run_fn: ctx is a ph_job_ctx. */

@@ -363,8 +363,8 @@ ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *er
         return NULL;
     }
     rescan(q, true);
-    logf_(q, 2, "event=qmgr_start queued=%lu concurrency=%u", (unsigned long)q->count,
-          q->o.concurrency);
+    logf_(q, 2, "event=qmgr_start pid=%d queued=%lu concurrency=%u", (int)getpid(),
+          (unsigned long)q->count, q->o.concurrency);
     dispatch(q);
     return q;
 }

@@ -11,7 +11,9 @@ import shutil
 import unittest
 
 from dovecot import DOVECOT, Dovecot, strip_dovecot_headers
+from phtest import BIN, Daemon
 from test_delivery import DeliveryCase, read, wait_until
+from test_queue_faults import FAULTFS
 
 
 @unittest.skipUnless(os.path.exists(DOVECOT), "Dovecot is not installed (scripts/setup.sh "
@@ -85,6 +87,33 @@ class DovecotDelivery(DeliveryCase):
         wait_until(lambda: self.dovecot_mail("bob"), what="delivery after the retry")
         wait_until(lambda: self.queued() == [], what="queue to empty")
         d.wait_log("delivery", status="sent", rcpt="bob@example.org")
+
+    def test_destination_concurrency_limit(self):
+        # one LMTP session at a time; the shim slows the queue manager's socket writes so
+        # sessions overlap in time: the others must wait (destination_busy), then all arrive
+        self.start_dovecot()
+        rules = os.path.join(self.dir, "rules")
+        with open(rules, "w") as f:
+            f.write("# nothing yet\n")
+        with open(self.conf_path, "w") as f:
+            f.write(self.lmtp_conf().replace("queue_retry_schedule",
+                                             "destination_concurrency = 1\nqueue_retry_schedule"))
+        env = dict(os.environ, LD_PRELOAD=FAULTFS, PH_FAULT_FILE=rules,
+                   PH_FAULT_LOG=os.path.join(self.dir, "fault.log"))
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        d = Daemon([BIN, "serve", "--config", self.conf_path], listeners=1, env=env)
+        self.addCleanup(self._finish, d, True)
+        d.start()
+        qmgr = d.wait_log("qmgr_start")[0]["pid"]
+        with open(rules + ".tmp", "w") as f:
+            f.write("anywrite none path=socket:* pid=%s delay=150\n" % qmgr)
+        os.rename(rules + ".tmp", rules)
+        s = self.smtp(d)
+        for i in range(4):
+            s.sendmail("carol@example.org", ["alice@example.org"], b"Subject: m%d\r\n\r\nx\r\n" % i)
+        wait_until(lambda: len(self.dovecot_mail("alice")) == 4, timeout=30, what="4 deliveries")
+        self.assertTrue(d.log_events("destination_busy"), "no session ever waited")
+        wait_until(lambda: self.queued() == [], what="queue to empty")
 
 
 if __name__ == "__main__":

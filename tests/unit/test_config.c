@@ -126,6 +126,7 @@ static const value_case value_cases[] = {
     {"", "", 'g', "queue_retry_schedule", "1m 5m 15m 1h 4h"},
     {"", "", 'g', "queue_lifetime", "5d"},
     {"", "", 'g', "queue_concurrency", "20"},
+    {"", "", 'g', "destination_concurrency", "10"},
     {"", "", 'g', "max_received_headers", "100"},
     {"", "", 'g', "control_socket", ""},
     {"", "", 'g', "relay_networks", ""},
@@ -540,7 +541,7 @@ static void test_domains(void **state)
     assert_non_null(strstr(full, "\nqueue_retry_schedule = 1m\nqueue_retry_schedule = 5m\n"
                                  "queue_retry_schedule = 15m\nqueue_retry_schedule = 1h\n"
                                  "queue_retry_schedule = 4h\nqueue_lifetime = 5d\n"
-                                 "queue_concurrency = 20\ncontrol_socket =\n"));
+                                 "queue_concurrency = 20\ndestination_concurrency = 10\ncontrol_socket =\n"));
     assert_non_null(strstr(full, "\nmax_received_headers = 100\nrelay_networks =\n"));
     const char *org_full = "\n[domain example.org]\ntransport = maildir\n"
                            "maildir = /var/mail/%d/%u/Maildir\nmailboxes =\nusers = alice\n"
@@ -824,6 +825,8 @@ static const bound_case bound_cases[] = {
     OUT("queue_concurrency", "g", "0", "'0' is out of range (1..1000)"),
     OUT("queue_concurrency", "g", "1001", "'1001' is out of range (1..1000)"),
     OUT("queue_concurrency", "g", "ten", "'ten' is not a number"),
+    IN("destination_concurrency", "g", "1", "1"),
+    OUT("destination_concurrency", "g", "0", "'0' is out of range (1..1000)"),
     IN("max_received_headers", "g", "1", "1"),
     IN("max_received_headers", "g", "1000", "1000"),
     OUT("max_received_headers", "g", "0", "'0' is out of range (1..1000)"),
@@ -1499,7 +1502,7 @@ static void test_params(void **state)
         assert_true(strlen(info.help) > 10);
         n++;
     }
-    assert_int_equal(n, 52);
+    assert_int_equal(n, 53);
     assert_int_equal(ph_config_param_info_get(0, &info), 0);
     assert_string_equal(info.name, "hostname");
     assert_int_equal(ph_config_param_info_get(4, &info), 0);
@@ -1510,16 +1513,16 @@ static void test_params(void **state)
     assert_string_equal(info.name, "queue_retry_schedule");
     assert_string_equal(info.type, "list");
     assert_string_equal(info.def, "1m 5m 15m 1h 4h");
-    assert_int_equal(ph_config_param_info_get(43, &info), 0);
+    assert_int_equal(ph_config_param_info_get(44, &info), 0);
     assert_string_equal(info.name, "transport");
     assert_string_equal(info.scope, "domain");
     assert_string_equal(info.type, "enum");
     assert_string_equal(info.values, "maildir | lmtp");
     assert_string_equal(info.def, "maildir");
-    assert_int_equal(ph_config_param_info_get(51, &info), 0);
+    assert_int_equal(ph_config_param_info_get(52, &info), 0);
     assert_string_equal(info.name, "lmtp_timeout");
     assert_string_equal(info.values, "1s..1h");
-    assert_int_equal(ph_config_param_info_get(52, &info), -ENOENT);
+    assert_int_equal(ph_config_param_info_get(53, &info), -ENOENT);
 #ifdef POSTHORN_SOURCE_DIR
     FILE *f = fopen(POSTHORN_SOURCE_DIR "/docs/posthorn.conf.5", "r");
     assert_non_null(f);
