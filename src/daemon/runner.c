@@ -283,6 +283,8 @@ static bool reload_by_replacing(const runner_config *rc)
     return rc->run_as_user && geteuid() == 0;
 }
 
+static bool aux_restarting; /* the aux process was told to stop for a reload: start it again */
+
 static void replace_workers(const runner_config *rc, const int *fds, const sigset_t *old,
                             pid_t *pids, unsigned n, pid_t *retired, unsigned *nretired)
 {
@@ -305,8 +307,13 @@ static void worker_ended(const runner_config *rc, const int *fds, const sigset_t
                          unsigned *nretired)
 {
     if (rc->aux_main && pids[n] == p) {
-        logbuf_now(POSTHORN_LOG_ERROR, "event=qmgr_died pid=%d status=%d", (int)p, status);
-        sleep(1);
+        if (aux_restarting) {
+            aux_restarting = false;
+            logbuf_now(POSTHORN_LOG_INFO, "event=qmgr_restart pid=%d", (int)p);
+        } else {
+            logbuf_now(POSTHORN_LOG_ERROR, "event=qmgr_died pid=%d status=%d", (int)p, status);
+            sleep(1);
+        }
         pids[n] = start_aux(rc, fds, old);
         return;
     }
@@ -322,6 +329,24 @@ static void worker_ended(const runner_config *rc, const int *fds, const sigset_t
         sleep(1); /* no tight restart loop if workers keep dying */
         pids[i] = start_worker(rc, fds, old);
     }
+}
+
+/* SIGHUP: the supervisor's own reload first (recipient tables); if that brought something
+ * new, fresh workers and a fresh queue manager take it over, else the workers reload their
+ * certificates in place (or are replaced when they cannot read root-only keys). */
+static void reload_all(const runner_config *rc, const int *fds, const sigset_t *old,
+                       pid_t *pids, unsigned n, pid_t *retired, unsigned *nretired)
+{
+    bool fresh = rc->reload && rc->reload(rc->reload_arg) == 0;
+    if (fresh && rc->aux_main && pids[n] > 0) {
+        /* only one queue manager at a time: the new one starts when the old has ended */
+        aux_restarting = true;
+        kill(pids[n], SIGTERM);
+    }
+    if (fresh || reload_by_replacing(rc))
+        replace_workers(rc, fds, old, pids, n, retired, nretired);
+    else
+        stop_workers(pids, n, SIGHUP); /* each worker reloads its certificates */
 }
 
 static int supervise(const runner_config *rc, const int *fds)
@@ -347,14 +372,8 @@ static int supervise(const runner_config *rc, const int *fds)
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
-        if (sig == SIGHUP && rc->aux_main)
-            kill(pids[n], SIGHUP);
-        if (sig == SIGHUP && reload_by_replacing(rc)) {
-            replace_workers(rc, fds, &old, pids, n, retired, &nretired);
-            continue;
-        }
         if (sig == SIGHUP) {
-            stop_workers(pids, n, SIGHUP); /* each worker reloads its certificates */
+            reload_all(rc, fds, &old, pids, n, retired, &nretired);
             continue;
         }
         if (sig != SIGCHLD)
@@ -430,7 +449,7 @@ int runner_run(const runner_config *rc)
         bound_ports[bound] = port;
     }
     /* a privileged supervisor whenever workers drop root: it can reload certificates */
-    bool forked = rc->workers > 1 || reload_by_replacing(rc) || rc->aux_main;
+    bool forked = rc->workers > 1 || reload_by_replacing(rc) || rc->aux_main || rc->reload;
     if (forked && check_listeners(rc, fds) < 0)
         goto out; /* e.g. a bad certificate: say so once instead of restarting workers */
     if (forked)

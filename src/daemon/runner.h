@@ -25,6 +25,12 @@ typedef struct runner_config {
      * at shutdown. aux_main returns its exit status; signals are unblocked when it starts. */
     int (*aux_main)(void *aux_arg);
     void *aux_arg;
+    /* Called in the supervisor on SIGHUP (NULL = none), e.g. to re-read recipient tables: 0 when
+     * something new was loaded - the workers are then replaced (new ones forked from the
+     * reloaded supervisor, old ones drain) and the aux process restarted once the old one has
+     * finished its jobs; <0 keeps everything as it was (the function logs why). */
+    int (*reload)(void *reload_arg);
+    void *reload_arg;
 } runner_config;
 
 /* Gives path to the user/group the server will run as (no-op when not root or no user). */

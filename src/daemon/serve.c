@@ -153,6 +153,23 @@ static int prepare_queue(serve_state *st)
     return 0;
 }
 
+/* SIGHUP in the supervisor: the mailboxes and aliases files again (the config file itself is
+ * read at start only). A table that fails to load leaves the old one in place. */
+static int reload_recipients(void *arg)
+{
+    serve_state *st = arg;
+    rcpt_policy fresh;
+    char err[1024];
+    if (rcpt_policy_load(&fresh, st->cfg, err, sizeof(err), warn_config, NULL) < 0) {
+        logbuf_now(POSTHORN_LOG_ERROR, "event=reload result=failed error=\"%s\"", err);
+        return -1;
+    }
+    rcpt_policy_free(&st->policy);
+    st->policy = fresh; /* st->store and st->qmgr point at st->policy: they see the new one */
+    logbuf_now(POSTHORN_LOG_INFO, "event=reload result=ok what=recipients");
+    return 0;
+}
+
 /* The store directory must exist and belong to the user the workers will run as. */
 static int prepare_delivery(serve_state *st)
 {
@@ -217,6 +234,8 @@ static int run(serve_state *st)
     if (g->delivery == PH_DELIVERY_QUEUE) {
         rc.aux_main = qmgr_process_main;
         rc.aux_arg = &st->qmgr;
+        rc.reload = reload_recipients;
+        rc.reload_arg = st;
     }
     return runner_run(&rc);
 }

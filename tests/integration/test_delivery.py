@@ -185,6 +185,48 @@ class LocalDelivery(DeliveryCase):
         self.assertIn(b"Delivered-To: bob+news@example.org\n", read(news[0]))
         self.assertIn(b"Delivered-To: sink@catch.example\n", read(c[0]))
 
+    def test_sighup_rereads_mailboxes_and_aliases(self):
+        boxes = os.path.join(self.dir, "mailboxes")
+        aliases = os.path.join(self.dir, "aliases")
+        with open(boxes, "w") as f:
+            f.write("alice\n")
+        with open(aliases, "w") as f:
+            f.write("# none yet\n")
+        d = self.serve(self.conf(domains="[domain example.org]\n"
+                                         "maildir = %s/%%d/%%u/Maildir\n"
+                                         "mailboxes = %s\naliases = %s\n"
+                                         % (self.mail, boxes, aliases)))
+        s = self.smtp(d)
+        s.ehlo(HELO)
+        s.mail("carol@example.net")
+        self.assertEqual(s.rcpt("bob@example.org")[0], 550)
+        s.rset()
+        with open(boxes, "a") as f:
+            f.write("bob\n")
+        with open(aliases, "w") as f:
+            f.write("sales: bob\n")
+        d.send_signal(signal.SIGHUP)
+        d.signalled = False  # a reload, not a stop: the exit code still counts
+        d.wait_log("reload", result="ok")
+        d.wait_log("qmgr_restart")
+        s2 = smtplib.SMTP("127.0.0.1", d.port, local_hostname=HELO, timeout=TIMEOUT)
+        self.addCleanup(self._close, s2)
+        s2.sendmail("carol@example.net", ["bob@example.org", "sales@example.org"],
+                    b"Subject: after reload\r\n\r\nx\r\n")
+        files = wait_until(lambda: maildir_files(self.maildir("bob")), what="bob's mail")
+        time.sleep(0.3)
+        self.assertEqual(len(maildir_files(self.maildir("bob"))), 1)  # sales -> bob: one copy
+        self.assertIn(b"Subject: after reload", read(files[0]))
+        # a broken file keeps the table that works
+        with open(aliases, "w") as f:
+            f.write("broken line without colon\n")
+        d.send_signal(signal.SIGHUP)
+        d.signalled = False
+        d.wait_log("reload", result="failed")
+        s2.ehlo(HELO)
+        s2.mail("carol@example.net")
+        self.assertEqual(s2.rcpt("sales@example.org")[0], 250)
+
     def test_mail_loop_refused(self):
         d = self.serve(self.conf())
         s = self.smtp(d)
