@@ -1,7 +1,8 @@
 /*
  * recipients.c - the local recipient table (see recipients.h): building it from domain
  * definitions and files, expanding RCPT addresses through aliases, plus-addresses and
- * catch-alls, and resolving final addresses to mailboxes.
+ * catch-alls, and resolving final addresses to mailboxes. The mailboxes and aliases files are
+ * parsed in recipients_files.c; the two share recipients_internal.h.
  *
  * Users and aliases live in per-domain arrays sorted by lowercase name (binary search); domains
  * in one sorted array. After load nothing changes, so lookups need no locks. Each alias carries
@@ -9,6 +10,7 @@
  * array it allocates only when it meets its first alias (most addresses are plain users).
  */
 #include "deliver/recipients.h"
+#include "deliver/recipients_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -22,34 +24,6 @@
 #define DOMAIN_MAX 255
 #define TARGET_MAX (PH_RCPT_NAME_MAX + 1 + DOMAIN_MAX)
 
-typedef struct user_entry {
-    char *name;     /* lowercase */
-    char *maildir;  /* the mailboxes file's path override, or NULL */
-    unsigned line;  /* line in the mailboxes file; 0 for inline users */
-} user_entry;
-
-typedef struct alias_entry {
-    char *name;     /* lowercase */
-    char **targets; /* as written (domains of full addresses lowercased) */
-    size_t ntargets, cap;
-    unsigned line;  /* where the alias starts in its file */
-    size_t index;   /* table-wide, for the expansion's visit marks */
-} alias_entry;
-
-typedef struct domain {
-    char *name;     /* lowercase */
-    ph_transport_kind transport;
-    char *pattern;  /* Maildir pattern, or NULL */
-    char *lmtp;     /* LMTP destination, or NULL */
-    char *catch_all;
-    char *aliases_file;
-    char delimiter;
-    user_entry *users;
-    size_t nusers, users_cap;
-    alias_entry *aliases;
-    size_t naliases, aliases_cap;
-} domain;
-
 struct ph_rcpt_table {
     domain *domains;  /* sorted by name */
     size_t ndomains;
@@ -59,8 +33,7 @@ struct ph_rcpt_table {
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+int ph_rcpt_fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -71,13 +44,8 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     return code;
 }
 
-static char ascii_lower(char c)
-{
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
 /* A malloc'd ASCII-lowercase copy of s[0..n): locale-independent on purpose. */
-static char *lower_dup(const char *s, size_t n)
+char *ph_rcpt_lower_dup(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (!p)
@@ -88,21 +56,13 @@ static char *lower_dup(const char *s, size_t n)
     return p;
 }
 
-/* a equals b ignoring ASCII case. */
-static bool ascii_ieq(const char *a, const char *b)
-{
-    while (*a && ascii_lower(*a) == ascii_lower(*b))
-        a++, b++;
-    return ascii_lower(*a) == ascii_lower(*b);
-}
-
 static char *dup_or_null(const char *s)
 {
     return s && *s ? strdup(s) : NULL;
 }
 
 /* Grows *arr (elements of size elem) so that it holds at least need; 0 or -ENOMEM. */
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+int ph_rcpt_grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -126,7 +86,7 @@ static bool is_atext(unsigned char c)
 
 /* A dot-atom local part of at most PH_RCPT_NAME_MAX bytes; users also without '/', since %u
  * puts them into paths. */
-static bool valid_name(const char *s, size_t n, bool user)
+bool ph_rcpt_valid_name(const char *s, size_t n, bool user)
 {
     if (n == 0 || n > PH_RCPT_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
         return false;
@@ -155,7 +115,7 @@ static bool valid_domain(const char *s, size_t n)
 }
 
 /* Checks a target (alias target or catch-all) and returns NULL if fine, else why not. */
-static const char *target_problem(const char *s)
+const char *ph_rcpt_target_problem(const char *s)
 {
     size_t n = strlen(s);
     if (s[0] == '|' || s[0] == '/' || strncmp(s, ":include:", 9) == 0)
@@ -166,14 +126,14 @@ static const char *target_problem(const char *s)
         return "target too long";
     const char *at = strrchr(s, '@');
     if (!at)
-        return valid_name(s, n, false) ? NULL : "invalid local part";
-    if (!valid_name(s, (size_t)(at - s), false))
+        return ph_rcpt_valid_name(s, n, false) ? NULL : "invalid local part";
+    if (!ph_rcpt_valid_name(s, (size_t)(at - s), false))
         return "invalid local part";
     return valid_domain(at + 1, strlen(at + 1)) ? NULL : "invalid domain";
 }
 
 /* A copy of a valid target with the domain of a full address lowercased. */
-static char *target_dup(const char *s)
+char *ph_rcpt_target_dup(const char *s)
 {
     char *p = strdup(s);
     char *at = p ? strrchr(p, '@') : NULL;
@@ -213,13 +173,6 @@ static int expand_pattern(const char *pat, const char *user, const char *dom, ch
 static int cmp_user(const void *a, const void *b)
 {
     const user_entry *x = a, *y = b;
-    int c = strcmp(x->name, y->name);
-    return c ? c : (x->line > y->line) - (x->line < y->line);
-}
-
-static int cmp_alias(const void *a, const void *b)
-{
-    const alias_entry *x = a, *y = b;
     int c = strcmp(x->name, y->name);
     return c ? c : (x->line > y->line) - (x->line < y->line);
 }
@@ -308,9 +261,10 @@ void ph_rcpt_table_free(ph_rcpt_table *t)
 }
 
 /* Takes over name and maildir (freed on error too). */
-static int add_user(domain *d, char *name, char *maildir, unsigned line)
+int ph_rcpt_add_user(domain *d, char *name, char *maildir, unsigned line)
 {
-    if (!name || grow((void **)&d->users, &d->users_cap, d->nusers + 1, sizeof(*d->users))) {
+    if (!name ||
+        ph_rcpt_grow((void **)&d->users, &d->users_cap, d->nusers + 1, sizeof(*d->users))) {
         free(name);
         free(maildir);
         return -ENOMEM;
@@ -321,7 +275,7 @@ static int add_user(domain *d, char *name, char *maildir, unsigned line)
 
 /* Sorts the users; an inline user also in the file merges into the file's entry (which sorts
  * after it: lines > 0); a name twice in the file is an error at the later line. */
-static int finish_users(domain *d, const char *file, char *err, size_t errlen)
+int ph_rcpt_finish_users(domain *d, const char *file, char *err, size_t errlen)
 {
     if (d->nusers)
         qsort(d->users, d->nusers, sizeof(*d->users), cmp_user);
@@ -337,8 +291,9 @@ static int finish_users(domain *d, const char *file, char *err, size_t errlen)
                     free(d->users[j].maildir);
                 }
                 d->nusers = out;
-                return fail(err, errlen, -EINVAL, "%s:%u: duplicate user '%s' (first on line %u)",
-                            file, line, prev->name, prev->line);
+                return ph_rcpt_fail(err, errlen, -EINVAL,
+                                    "%s:%u: duplicate user '%s' (first on line %u)", file, line,
+                                    prev->name, prev->line);
             }
             free(prev->name);
             free(prev->maildir);
@@ -351,284 +306,46 @@ static int finish_users(domain *d, const char *file, char *err, size_t errlen)
     return 0;
 }
 
-static int finish_aliases(domain *d, char *err, size_t errlen)
-{
-    if (d->naliases)
-        qsort(d->aliases, d->naliases, sizeof(*d->aliases), cmp_alias);
-    for (size_t i = 1; i < d->naliases; i++)
-        if (strcmp(d->aliases[i - 1].name, d->aliases[i].name) == 0)
-            return fail(err, errlen, -EINVAL, "%s:%u: duplicate alias '%s' (first on line %u)",
-                        d->aliases_file, d->aliases[i].line, d->aliases[i].name,
-                        d->aliases[i - 1].line);
-    return 0;
-}
-
-/* ---- files ---------------------------------------------------------------------------- */
-
-typedef struct line_reader {
-    FILE *f;
-    const char *path;
-    char *buf;
-    size_t cap;
-    unsigned line;
-} line_reader;
-
-static int reader_open(line_reader *r, const char *path, char *err, size_t errlen)
-{
-    *r = (line_reader){.path = path};
-    r->f = fopen(path, "re");
-    if (!r->f) {
-        int e = errno;
-        return fail(err, errlen, -e, "%s: %s", path, strerror(e));
-    }
-    return 0;
-}
-
-static void reader_close(line_reader *r)
-{
-    if (r->f)
-        fclose(r->f);
-    free(r->buf);
-}
-
-/* Next line without its line end into r->buf: 1, 0 at the end, or a negative errno. */
-static int reader_next(line_reader *r, char *err, size_t errlen)
-{
-    errno = 0;
-    ssize_t n = getline(&r->buf, &r->cap, r->f);
-    if (n < 0) {
-        if (!ferror(r->f))
-            return 0;
-        int e = errno ? errno : EIO;
-        return fail(err, errlen, -e, "%s: %s", r->path, strerror(e));
-    }
-    r->line++;
-    while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
-        r->buf[--n] = '\0';
-    return 1;
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Splits the next word off *p (separators: whitespace, and commas when commas is set); NULL
- * at the end of the line or at a '#' starting a word (a comment). The word is NUL-terminated
- * in place. */
-static char *next_word(char **p, bool commas)
-{
-    char *s = *p;
-    while (is_space(*s) || (commas && *s == ','))
-        s++;
-    if (!*s || *s == '#') {
-        *p = s + strlen(s);
-        return NULL;
-    }
-    char *w = s;
-    while (*s && !is_space(*s) && !(commas && *s == ','))
-        s++;
-    if (*s)
-        *s++ = '\0';
-    *p = s;
-    return w;
-}
-
-/* "name" or "name@thisdomain" from a file: the lowercase name, or NULL with err set. */
-static char *own_name(const domain *d, const char *word, bool user, const line_reader *r,
-                      char *err, size_t errlen, int *code)
-{
-    const char *at = strrchr(word, '@');
-    size_t n = at ? (size_t)(at - word) : strlen(word);
-    *code = -EINVAL;
-    if (at && !ascii_ieq(at + 1, d->name)) {
-        fail(err, errlen, -EINVAL, "%s:%u: '%s' is not in domain %s", r->path, r->line, word,
-             d->name);
-        return NULL;
-    }
-    if (!valid_name(word, n, user)) {
-        fail(err, errlen, -EINVAL, "%s:%u: invalid %s name '%s'", r->path, r->line,
-             user ? "user" : "alias", word);
-        return NULL;
-    }
-    char *name = lower_dup(word, n);
-    if (!name)
-        *code = fail(err, errlen, -ENOMEM, "out of memory");
-    return name;
-}
-
-static int mailboxes_line(domain *d, line_reader *r, char *err, size_t errlen)
-{
-    char *p = r->buf;
-    char *user = next_word(&p, false);
-    if (!user)
-        return 0;
-    char *path = next_word(&p, false);
-    if (next_word(&p, false))
-        return fail(err, errlen, -EINVAL, "%s:%u: too many fields (expected: user [maildir])",
-                    r->path, r->line);
-    if (path && path[0] != '/')
-        return fail(err, errlen, -EINVAL, "%s:%u: maildir path must be absolute: '%s'",
-                    r->path, r->line, path);
-    if (path && strlen(path) >= PATH_MAX)
-        return fail(err, errlen, -EINVAL, "%s:%u: maildir path too long", r->path, r->line);
-    int code;
-    char *name = own_name(d, user, true, r, err, errlen, &code);
-    if (!name)
-        return code;
-    char *copy = NULL;
-    if (path && !(copy = strdup(path))) {
-        free(name);
-        return fail(err, errlen, -ENOMEM, "out of memory");
-    }
-    if (add_user(d, name, copy, r->line) < 0)
-        return fail(err, errlen, -ENOMEM, "out of memory");
-    return 0;
-}
-
-static int load_mailboxes(domain *d, const char *file, char *err, size_t errlen)
-{
-    line_reader r;
-    int rc = reader_open(&r, file, err, errlen);
-    while (rc == 0 && (rc = reader_next(&r, err, errlen)) == 1)
-        rc = mailboxes_line(d, &r, err, errlen);
-    reader_close(&r);
-    return rc < 0 ? rc : finish_users(d, file, err, errlen);
-}
-
-static int alias_add_target(alias_entry *a, const char *word, const line_reader *r, char *err,
-                            size_t errlen)
-{
-    const char *why = target_problem(word);
-    if (why)
-        return fail(err, errlen, -EINVAL, "%s:%u: alias '%s': target '%s': %s", r->path,
-                    r->line, a->name, word, why);
-    char *t = target_dup(word);
-    if (!t || grow((void **)&a->targets, &a->cap, a->ntargets + 1, sizeof(*a->targets))) {
-        free(t);
-        return fail(err, errlen, -ENOMEM, "out of memory");
-    }
-    a->targets[a->ntargets++] = t;
-    return 0;
-}
-
-static int alias_targets(alias_entry *a, char *p, const line_reader *r, char *err,
-                         size_t errlen)
-{
-    char *w;
-    while ((w = next_word(&p, true)) != NULL) {
-        int rc = alias_add_target(a, w, r, err, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* Starts an alias on a line "name: targets...". */
-static int alias_start(domain *d, line_reader *r, char *err, size_t errlen)
-{
-    char *colon = strchr(r->buf, ':');
-    if (!colon)
-        return fail(err, errlen, -EINVAL, "%s:%u: expected 'alias: target, ...'", r->path,
-                    r->line);
-    *colon = '\0';
-    char *p = r->buf, *word = next_word(&p, false);
-    if (!word || next_word(&p, false))
-        return fail(err, errlen, -EINVAL, "%s:%u: expected one alias name before ':'", r->path,
-                    r->line);
-    int code;
-    char *name = own_name(d, word, false, r, err, errlen, &code);
-    if (!name)
-        return code;
-    if (grow((void **)&d->aliases, &d->aliases_cap, d->naliases + 1, sizeof(*d->aliases))) {
-        free(name);
-        return fail(err, errlen, -ENOMEM, "out of memory");
-    }
-    alias_entry *a = &d->aliases[d->naliases++];
-    *a = (alias_entry){.name = name, .line = r->line};
-    return alias_targets(a, colon + 1, r, err, errlen);
-}
-
-static int alias_end(const domain *d, const line_reader *r, char *err, size_t errlen)
-{
-    const alias_entry *a = d->naliases ? &d->aliases[d->naliases - 1] : NULL;
-    if (a && a->ntargets == 0)
-        return fail(err, errlen, -EINVAL, "%s:%u: alias '%s' has no targets", r->path, a->line,
-                    a->name);
-    return 0;
-}
-
-static int aliases_line(domain *d, line_reader *r, bool *open, char *err, size_t errlen)
-{
-    const char *s = r->buf;
-    while (is_space(*s))
-        s++;
-    if (!*s || *s == '#')
-        return 0; /* comments and blank lines neither end nor continue an alias */
-    if (is_space(r->buf[0])) {
-        if (!*open)
-            return fail(err, errlen, -EINVAL, "%s:%u: continuation line without an alias",
-                        r->path, r->line);
-        return alias_targets(&d->aliases[d->naliases - 1], r->buf, r, err, errlen);
-    }
-    int rc = *open ? alias_end(d, r, err, errlen) : 0;
-    if (rc == 0)
-        rc = alias_start(d, r, err, errlen);
-    *open = true;
-    return rc;
-}
-
-static int load_aliases(domain *d, char *err, size_t errlen)
-{
-    line_reader r;
-    bool open = false;
-    int rc = reader_open(&r, d->aliases_file, err, errlen);
-    while (rc == 0 && (rc = reader_next(&r, err, errlen)) == 1)
-        rc = aliases_line(d, &r, &open, err, errlen);
-    if (rc == 0 && open)
-        rc = alias_end(d, &r, err, errlen);
-    reader_close(&r);
-    return rc < 0 ? rc : finish_aliases(d, err, errlen);
-}
-
 /* ---- loading -------------------------------------------------------------------------- */
 
 static int check_def(const ph_domain_def *def, char *err, size_t errlen)
 {
     const char *name = def->name ? def->name : "";
     if (!valid_domain(name, strlen(name)))
-        return fail(err, errlen, -EINVAL, "invalid domain name '%s'", name);
+        return ph_rcpt_fail(err, errlen, -EINVAL, "invalid domain name '%s'", name);
     if (def->transport == PH_DELIVER_LMTP && !(def->lmtp && *def->lmtp))
-        return fail(err, errlen, -EINVAL, "domain %s: LMTP transport without a destination",
-                    name);
+        return ph_rcpt_fail(err, errlen, -EINVAL, "domain %s: LMTP transport without a destination",
+                            name);
     if (def->transport == PH_DELIVER_MAILDIR) {
         char path[PATH_MAX];
         if (!def->maildir || def->maildir[0] != '/')
-            return fail(err, errlen, -EINVAL, "domain %s: maildir pattern must be an absolute "
-                        "path", name);
+            return ph_rcpt_fail(err, errlen, -EINVAL,
+                                "domain %s: maildir pattern must be an absolute path", name);
         if (expand_pattern(def->maildir, "u", name, path, sizeof(path)) < 0)
-            return fail(err, errlen, -EINVAL, "domain %s: bad maildir pattern '%s' (only %%u, "
-                        "%%d and %%%% are known)", name, def->maildir);
+            return ph_rcpt_fail(err, errlen, -EINVAL,
+                                "domain %s: bad maildir pattern '%s' (only %%u, "
+                                "%%d and %%%% are known)", name, def->maildir);
     } else if (def->transport != PH_DELIVER_LMTP) {
-        return fail(err, errlen, -EINVAL, "domain %s: unknown transport", name);
+        return ph_rcpt_fail(err, errlen, -EINVAL, "domain %s: unknown transport", name);
     }
-    const char *why = def->catch_all && *def->catch_all ? target_problem(def->catch_all) : NULL;
+    const char *why =
+        def->catch_all && *def->catch_all ? ph_rcpt_target_problem(def->catch_all) : NULL;
     if (why)
-        return fail(err, errlen, -EINVAL, "domain %s: catch-all '%s': %s", name, def->catch_all,
-                    why);
+        return ph_rcpt_fail(err, errlen, -EINVAL, "domain %s: catch-all '%s': %s", name,
+                            def->catch_all, why);
     if (def->delimiter && !is_atext((unsigned char)def->delimiter))
-        return fail(err, errlen, -EINVAL, "domain %s: invalid delimiter", name);
+        return ph_rcpt_fail(err, errlen, -EINVAL, "domain %s: invalid delimiter", name);
     return 0;
 }
 
 static int copy_def(domain *d, const ph_domain_def *def)
 {
-    d->name = lower_dup(def->name, strlen(def->name));
+    d->name = ph_rcpt_lower_dup(def->name, strlen(def->name));
     d->transport = def->transport;
     d->delimiter = def->delimiter;
     d->pattern = def->transport == PH_DELIVER_MAILDIR ? dup_or_null(def->maildir) : NULL;
     d->lmtp = def->transport == PH_DELIVER_LMTP ? dup_or_null(def->lmtp) : NULL;
-    d->catch_all = def->catch_all && *def->catch_all ? target_dup(def->catch_all) : NULL;
+    d->catch_all = def->catch_all && *def->catch_all ? ph_rcpt_target_dup(def->catch_all) : NULL;
     d->aliases_file = dup_or_null(def->aliases_file);
     bool short_of_memory = !d->name || (def->transport == PH_DELIVER_MAILDIR && !d->pattern) ||
                            (def->transport == PH_DELIVER_LMTP && !d->lmtp) ||
@@ -641,10 +358,11 @@ static int inline_users(domain *d, const ph_domain_def *def, char *err, size_t e
 {
     for (size_t i = 0; i < def->nusers; i++) {
         const char *u = def->users[i] ? def->users[i] : "";
-        if (!valid_name(u, strlen(u), true))
-            return fail(err, errlen, -EINVAL, "domain %s: invalid user name '%s'", d->name, u);
-        if (add_user(d, lower_dup(u, strlen(u)), NULL, 0) < 0)
-            return fail(err, errlen, -ENOMEM, "out of memory");
+        if (!ph_rcpt_valid_name(u, strlen(u), true))
+            return ph_rcpt_fail(err, errlen, -EINVAL, "domain %s: invalid user name '%s'",
+                                d->name, u);
+        if (ph_rcpt_add_user(d, ph_rcpt_lower_dup(u, strlen(u)), NULL, 0) < 0)
+            return ph_rcpt_fail(err, errlen, -ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -653,15 +371,15 @@ static int load_domain(domain *d, const ph_domain_def *def, char *err, size_t er
 {
     int rc = check_def(def, err, errlen);
     if (rc == 0 && copy_def(d, def) < 0)
-        rc = fail(err, errlen, -ENOMEM, "out of memory");
+        rc = ph_rcpt_fail(err, errlen, -ENOMEM, "out of memory");
     if (rc == 0)
         rc = inline_users(d, def, err, errlen);
     if (rc == 0 && def->mailboxes_file && *def->mailboxes_file)
-        rc = load_mailboxes(d, def->mailboxes_file, err, errlen);
+        rc = ph_rcpt_load_mailboxes(d, def->mailboxes_file, err, errlen);
     else if (rc == 0)
-        rc = finish_users(d, "", err, errlen);
+        rc = ph_rcpt_finish_users(d, "", err, errlen);
     if (rc == 0 && d->aliases_file)
-        rc = load_aliases(d, err, errlen);
+        rc = ph_rcpt_load_aliases(d, err, errlen);
     return rc;
 }
 
@@ -672,7 +390,8 @@ static int index_table(ph_rcpt_table *t, char *err, size_t errlen)
         qsort(t->domains, t->ndomains, sizeof(*t->domains), cmp_domain);
     for (size_t i = 1; i < t->ndomains; i++)
         if (strcmp(t->domains[i - 1].name, t->domains[i].name) == 0)
-            return fail(err, errlen, -EINVAL, "domain %s defined twice", t->domains[i].name);
+            return ph_rcpt_fail(err, errlen, -EINVAL, "domain %s defined twice",
+                                t->domains[i].name);
     for (size_t i = 0; i < t->ndomains; i++)
         for (size_t j = 0; j < t->domains[i].naliases; j++)
             t->domains[i].aliases[j].index = t->naliases++;
@@ -686,13 +405,13 @@ int ph_rcpt_table_load(const ph_domain_def *defs, size_t n, ph_rcpt_table **out,
     ph_rcpt_table *t = calloc(1, sizeof(*t));
     if (!t || (n && !(t->domains = calloc(n, sizeof(*t->domains))))) {
         free(t);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return ph_rcpt_fail(err, errlen, -ENOMEM, "out of memory");
     }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++, t->ndomains++)
         rc = load_domain(&t->domains[i], &defs[i], err, errlen);
     if (rc == 0 && n && !(t->primary = strdup(t->domains[0].name)))
-        rc = fail(err, errlen, -ENOMEM, "out of memory");
+        rc = ph_rcpt_fail(err, errlen, -ENOMEM, "out of memory");
     if (rc == 0)
         rc = index_table(t, err, errlen);
     if (rc < 0) {
@@ -745,7 +464,7 @@ static int add_final(expander *x, char *addr, bool local)
         free(addr);
         return stop(x, X_TOO_MANY, "more than %d final addresses", PH_RCPT_TARGETS_MAX);
     }
-    if (grow((void **)&r->targets, &x->cap, r->ntargets + 1, sizeof(*r->targets))) {
+    if (ph_rcpt_grow((void **)&r->targets, &x->cap, r->ntargets + 1, sizeof(*r->targets))) {
         free(addr);
         return X_NOMEM;
     }
@@ -775,7 +494,7 @@ static int expand_target(expander *x, const domain *d, const char *target, bool 
     const char *at = strrchr(target, '@');
     const domain *td = at ? find_domain(x->t, at + 1, strlen(at + 1)) : d;
     if (!td)
-        return add_final(x, target_dup(target), false);
+        return add_final(x, ph_rcpt_target_dup(target), false);
     char *local = at ? strndup(target, (size_t)(at - target)) : strdup(target);
     if (!local)
         return X_NOMEM;
@@ -832,7 +551,7 @@ static bool split_off_extension(const domain *d, const char *local, split_name *
 /* Alias, then user, by the name itself and then without its extension; then the catch-all. */
 static int expand_local(expander *x, const domain *d, const char *local, bool via_catch_all)
 {
-    split_name s = {.name = lower_dup(local, strlen(local))};
+    split_name s = {.name = ph_rcpt_lower_dup(local, strlen(local))};
     if (!s.name)
         return X_NOMEM;
     const alias_entry *a = find_alias(d, s.name);
@@ -989,7 +708,7 @@ int ph_rcpt_table_mailbox(const ph_rcpt_table *t, const char *final_addr, ph_mai
     if (!d)
         return -ENOENT;
     char *local = strndup(final_addr, (size_t)(at - final_addr));
-    split_name s = {.name = local ? lower_dup(local, strlen(local)) : NULL};
+    split_name s = {.name = local ? ph_rcpt_lower_dup(local, strlen(local)) : NULL};
     int rc = -ENOMEM;
     if (s.name) {
         const user_entry *u = find_user(d, s.name);

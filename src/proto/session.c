@@ -1,63 +1,21 @@
 /*
  * session.c - the SMTP server session state machine (see session.h): line assembly with the
  * strict CRLF policy, one table row per command (check -> hook -> proceed), hook verdicts,
- * DATA/BDAT framing and the error budget.
+ * DATA/BDAT framing and the error budget. AUTH's SASL exchange is in session_auth.c and BDAT's
+ * chunk reading in session_bdat.c; the three share session_internal.h.
  *
  * Owns: the output buffer, the partial command line, the current transaction, copies of hook
  * arguments and verdict texts. Never blocks, never does I/O; memory shortage turns into a
  * 421 reply and a close, never a crash.
  */
 #include "proto/session.h"
+#include "proto/session_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/data.h"
-#include "proto/sasl.h"
 #include "proto/text.h"
-
-
-typedef enum line_state {
-    LS_NORMAL = 0,
-    LS_OVERFLOW, /* over max_line: 500 5.5.6 at the CRLF */
-    LS_BARE_LF,  /* a bare LF was answered: drop the rest silently up to the CRLF */
-} line_state;
-
-struct smtp_session {
-    smtp_session_config cfg;
-    smtp_phase phase;
-    strbuf out;
-    strbuf line;              /* a command line split across feeds */
-    line_state line_state;    /* discarding the rest of a bad line? */
-    bool last_was_cr;         /* the last command byte consumed was CR */
-    char *helo;
-    bool esmtp, tls, auth;      /* auth: AUTH succeeded */
-    bool connect_ok, greet_ok, early_talker, want_close, want_tls;
-    smtp_txn *txn;
-    smtp_hook_req hook;
-    smtp_verb hook_verb;      /* the command whose hook is pending */
-    char *hook_arg;           /* HELO name under its hook */
-    smtp_path path;           /* MAIL/RCPT path under its hook */
-    smtp_mail_params mail;    /* MAIL parameters under its hook */
-    smtp_data_framer framer;
-    bool data_done;           /* the end marker was seen; finish after the pending chunk */
-    bool bdat_used;           /* this transaction uses BDAT */
-    bool bdat_last;
-    uint64_t bdat_left;       /* octets of the current chunk still to read */
-    uint64_t bdat_chunk;      /* size of the current chunk */
-    smtp_reply_id bdat_error; /* reply owed after a discarded chunk, R_NONE if none */
-    bool bdat_silent;         /* discarding a chunk whose refusal was already sent */
-    char *prefix;             /* Received: header to emit first */
-    size_t prefix_len;
-    bool prefix_pending;
-    /* a refusal from a chunk hook, sent when the data ends */
-    int fail_code;
-    char *fail_enh, *fail_text;
-    sasl_exchange *sasl;      /* AUTH in progress (secrets wiped when it ends) */
-    char *auth_user;          /* after a successful AUTH */
-    unsigned errors, messages, commands, notes;
-};
 
 /* ---- small helpers ----------------------------------------------------------------- */
 
@@ -88,7 +46,7 @@ static const char *cur_verb(const smtp_session *s)
     return s->hook_verb == V_UNKNOWN ? "CONNECT" : smtp_verb_name(s->hook_verb);
 }
 
-static void fail_memory(smtp_session *s)
+void session_fail_memory(smtp_session *s)
 {
     strbuf_clear(&s->out);
     strbuf_append(&s->out, "421 4.3.0 Out of memory, closing\r\n", 34);
@@ -96,11 +54,11 @@ static void fail_memory(smtp_session *s)
     s->phase = PH_CLOSED;
 }
 
-static void reply_id(smtp_session *s, smtp_reply_id id, const char *arg)
+void session_reply_id(smtp_session *s, smtp_reply_id id, const char *arg)
 {
     size_t start = s->out.len;
     if (smtp_reply_append_id(&s->out, id, arg) < 0) {
-        fail_memory(s);
+        session_fail_memory(s);
         return;
     }
     note_refusal(s, smtp_verb_name(s->hook_verb), smtp_reply_get(id)->code, start);
@@ -110,7 +68,7 @@ static void reply_custom(smtp_session *s, int code, const char *enh, const char 
 {
     size_t start = s->out.len;
     if (smtp_reply_append(&s->out, code, enh, text) < 0) {
-        fail_memory(s);
+        session_fail_memory(s);
         return;
     }
     note_refusal(s, cur_verb(s), code, start);
@@ -123,7 +81,7 @@ static void close_after_reply(smtp_session *s)
 }
 
 /* Ends the transaction; a transaction that did not end in a stored message is noted. */
-static void txn_end(smtp_session *s, bool stored)
+void session_txn_end(smtp_session *s, bool stored)
 {
     if (!s->txn)
         return;
@@ -141,17 +99,17 @@ static void txn_end(smtp_session *s, bool stored)
 }
 
 /* A protocol error: reply, count it, and close when the budget is spent. */
-static void protocol_error(smtp_session *s, smtp_reply_id id)
+void session_protocol_error(smtp_session *s, smtp_reply_id id)
 {
-    reply_id(s, id, NULL);
+    session_reply_id(s, id, NULL);
     if (s->cfg.max_errors && ++s->errors >= s->cfg.max_errors && !s->want_close) {
-        reply_id(s, R_TOO_MANY_ERRORS, NULL);
-        txn_end(s, false);
+        session_reply_id(s, R_TOO_MANY_ERRORS, NULL);
+        session_txn_end(s, false);
         close_after_reply(s);
     }
 }
 
-static void want_hook(smtp_session *s, smtp_hook kind)
+void session_want_hook(smtp_session *s, smtp_hook kind)
 {
     memset(&s->hook, 0, sizeof(s->hook));
     s->hook.kind = kind;
@@ -193,7 +151,7 @@ void smtp_session_free(smtp_session *s)
 void smtp_session_start(smtp_session *s)
 {
     s->hook_verb = V_UNKNOWN;
-    want_hook(s, HOOK_CONNECT);
+    session_want_hook(s, HOOK_CONNECT);
 }
 
 static void send_banner(smtp_session *s)
@@ -201,7 +159,7 @@ static void send_banner(smtp_session *s)
     char text[600];
     snprintf(text, sizeof(text), "%s ESMTP %s", s->cfg.hostname,
              s->cfg.banner ? s->cfg.banner : "Posthorn");
-    reply_id(s, R_GREETING, text);
+    session_reply_id(s, R_GREETING, text);
     s->phase = PH_COMMAND;
 }
 
@@ -214,7 +172,7 @@ void smtp_session_greet(smtp_session *s)
 
 void smtp_session_closed(smtp_session *s)
 {
-    txn_end(s, false);
+    session_txn_end(s, false);
     s->hook.kind = HOOK_NONE;
     s->phase = PH_CLOSED;
     s->want_close = true;
@@ -224,8 +182,8 @@ void smtp_session_abort(smtp_session *s, smtp_reply_id why)
 {
     if (s->phase == PH_CLOSED)
         return;
-    reply_id(s, why, NULL);
-    txn_end(s, false);
+    session_reply_id(s, why, NULL);
+    session_txn_end(s, false);
     s->hook.kind = HOOK_NONE;
     close_after_reply(s);
 }
@@ -235,16 +193,16 @@ void smtp_session_abort(smtp_session *s, smtp_reply_id why)
 static void cmd_helo(smtp_session *s, const smtp_command *c)
 {
     if (smtp_parse_helo(c->arg, c->arg_len) != R_NONE) {
-        protocol_error(s, R_SYNTAX_HELO);
+        session_protocol_error(s, R_SYNTAX_HELO);
         return;
     }
     set_str(&s->hook_arg, NULL);
     s->hook_arg = text_dup(c->arg, c->arg_len);
     if (!s->hook_arg) {
-        fail_memory(s);
+        session_fail_memory(s);
         return;
     }
-    want_hook(s, HOOK_HELO);
+    session_want_hook(s, HOOK_HELO);
     s->hook.arg = s->hook_arg;
     s->hook.ehlo = c->verb == V_EHLO;
 }
@@ -267,19 +225,19 @@ static int ehlo_reply(const smtp_session *s, char *buf, size_t len)
 
 static void helo_accepted(smtp_session *s)
 {
-    txn_end(s, false); /* RFC 5321 4.1.4: HELO/EHLO resets the transaction */
+    session_txn_end(s, false); /* RFC 5321 4.1.4: HELO/EHLO resets the transaction */
     free(s->helo);
     s->helo = s->hook_arg;
     s->hook_arg = NULL;
     s->esmtp = s->hook.ehlo;
     if (!s->esmtp) {
-        reply_id(s, R_HELO_OK, s->cfg.hostname);
+        session_reply_id(s, R_HELO_OK, s->cfg.hostname);
         return;
     }
     char text[600];
     if (ehlo_reply(s, text, sizeof(text)) < 0)
-        return fail_memory(s);
-    reply_id(s, R_HELO_OK, text);
+        return session_fail_memory(s);
+    session_reply_id(s, R_HELO_OK, text);
 }
 
 /* ---- MAIL / RCPT ------------------------------------------------------------------- */
@@ -287,21 +245,21 @@ static void helo_accepted(smtp_session *s)
 static void cmd_mail(smtp_session *s, const smtp_command *c)
 {
     if (!s->helo)
-        return protocol_error(s, R_NEED_HELO);
+        return session_protocol_error(s, R_NEED_HELO);
     if (s->txn)
-        return protocol_error(s, R_NESTED_MAIL);
+        return session_protocol_error(s, R_NESTED_MAIL);
     if (s->cfg.require_tls && !s->tls)
-        return protocol_error(s, R_NEED_STARTTLS);
+        return session_protocol_error(s, R_NEED_STARTTLS);
     if (s->cfg.require_auth && !s->auth)
-        return protocol_error(s, R_AUTH_REQUIRED);
+        return session_protocol_error(s, R_AUTH_REQUIRED);
     smtp_reply_id err = smtp_parse_mail(c->arg, c->arg_len, &s->path, &s->mail);
     if (err != R_NONE)
-        return protocol_error(s, err);
+        return session_protocol_error(s, err);
     if (!s->esmtp && (s->mail.has_size || s->mail.body || s->mail.smtputf8))
-        return protocol_error(s, R_PARAM_UNKNOWN); /* parameters need EHLO */
+        return session_protocol_error(s, R_PARAM_UNKNOWN); /* parameters need EHLO */
     if (s->mail.has_size && s->cfg.max_message_size && s->mail.size > s->cfg.max_message_size)
-        return reply_id(s, R_SIZE_EXCEEDED, NULL);
-    want_hook(s, HOOK_MAIL);
+        return session_reply_id(s, R_SIZE_EXCEEDED, NULL);
+    session_want_hook(s, HOOK_MAIL);
     s->hook.path = &s->path;
 }
 
@@ -309,33 +267,33 @@ static void mail_accepted(smtp_session *s)
 {
     s->txn = smtp_txn_new(s->path.mailbox, s->path.len);
     if (!s->txn)
-        return fail_memory(s);
+        return session_fail_memory(s);
     s->txn->smtputf8 = s->mail.smtputf8;
     s->txn->body = s->mail.body;
     s->txn->declared_size = s->mail.has_size ? s->mail.size : 0;
-    reply_id(s, R_SENDER_OK, NULL);
+    session_reply_id(s, R_SENDER_OK, NULL);
 }
 
 static void cmd_rcpt(smtp_session *s, const smtp_command *c)
 {
     if (!s->txn)
-        return protocol_error(s, R_NEED_MAIL);
+        return session_protocol_error(s, R_NEED_MAIL);
     if (s->bdat_used)
-        return protocol_error(s, R_BAD_SEQUENCE);
+        return session_protocol_error(s, R_BAD_SEQUENCE);
     smtp_reply_id err = smtp_parse_rcpt(c->arg, c->arg_len, s->txn->smtputf8, &s->path);
     if (err != R_NONE)
-        return protocol_error(s, err);
+        return session_protocol_error(s, err);
     if (s->cfg.max_recipients && s->txn->rcpt_count >= s->cfg.max_recipients)
-        return reply_id(s, R_TOO_MANY_RCPTS, NULL);
-    want_hook(s, HOOK_RCPT);
+        return session_reply_id(s, R_TOO_MANY_RCPTS, NULL);
+    session_want_hook(s, HOOK_RCPT);
     s->hook.path = &s->path;
 }
 
 static void rcpt_accepted(smtp_session *s)
 {
     if (smtp_txn_add_rcpt(s->txn, s->path.mailbox, s->path.len) < 0)
-        return fail_memory(s);
-    reply_id(s, R_RCPT_OK, NULL);
+        return session_fail_memory(s);
+    session_reply_id(s, R_RCPT_OK, NULL);
 }
 
 /* ---- DATA / BDAT ---------------------------------------------------------------------- */
@@ -343,60 +301,21 @@ static void rcpt_accepted(smtp_session *s)
 static void cmd_data(smtp_session *s, const smtp_command *c)
 {
     if (c->arg_len)
-        return protocol_error(s, R_NO_ARGS);
+        return session_protocol_error(s, R_NO_ARGS);
     if (!s->txn)
-        return protocol_error(s, R_NEED_MAIL);
+        return session_protocol_error(s, R_NEED_MAIL);
     if (s->bdat_used)
-        return protocol_error(s, R_DATA_AFTER_BDAT);
+        return session_protocol_error(s, R_DATA_AFTER_BDAT);
     if (!s->txn->rcpt_count)
-        return protocol_error(s, R_NEED_RCPT);
-    want_hook(s, HOOK_DATA_START);
-}
-
-static void bdat_chunk_done(smtp_session *s);
-
-/* Reads the chunk announced by BDAT (a zero-length chunk is complete at once). */
-static void bdat_begin(smtp_session *s)
-{
-    s->phase = PH_BDAT;
-    if (s->bdat_left == 0 && s->hook.kind == HOOK_NONE)
-        bdat_chunk_done(s);
-}
-
-/* BDAT must always consume its octets, even when refused (RFC 3030 2). */
-static void bdat_discard(smtp_session *s, smtp_reply_id why)
-{
-    s->bdat_error = why;
-    bdat_begin(s);
-}
-
-static void cmd_bdat(smtp_session *s, const smtp_command *c)
-{
-    uint64_t size;
-    bool last;
-    if (smtp_parse_bdat(c->arg, c->arg_len, &size, &last) != R_NONE)
-        return protocol_error(s, R_SYNTAX_BDAT);
-    s->bdat_left = s->bdat_chunk = size;
-    s->bdat_last = last;
-    s->bdat_error = R_NONE;
-    if (!s->txn)
-        return bdat_discard(s, R_NEED_MAIL);
-    if (!s->txn->rcpt_count)
-        return bdat_discard(s, R_NEED_RCPT);
-    if (s->cfg.max_message_size && s->txn->size + size > s->cfg.max_message_size + s->prefix_len) {
-        txn_end(s, false); /* the message cannot succeed any more */
-        return bdat_discard(s, R_SIZE_EXCEEDED);
-    }
-    if (s->bdat_used)
-        return bdat_begin(s);
-    want_hook(s, HOOK_DATA_START);
+        return session_protocol_error(s, R_NEED_RCPT);
+    session_want_hook(s, HOOK_DATA_START);
 }
 
 static void data_start_accepted(smtp_session *s)
 {
     s->txn->data_started = true;
     if (s->hook_verb == V_DATA) {
-        reply_id(s, R_DATA_GO, NULL);
+        session_reply_id(s, R_DATA_GO, NULL);
         smtp_data_init(&s->framer, s->cfg.max_message_size, s->cfg.max_data_line);
         s->phase = PH_DATA;
     } else {
@@ -405,12 +324,12 @@ static void data_start_accepted(smtp_session *s)
     }
     if (s->prefix_len) {
         s->prefix_pending = true;
-        want_hook(s, HOOK_DATA_CHUNK);
+        session_want_hook(s, HOOK_DATA_CHUNK);
         s->hook.chunk = s->prefix;
         s->hook.chunk_len = s->prefix_len;
         s->txn->size += s->prefix_len;
     } else if (s->phase == PH_BDAT) {
-        bdat_begin(s);
+        session_bdat_begin(s);
     }
 }
 
@@ -418,38 +337,38 @@ static void data_start_refused(smtp_session *s)
 {
     if (s->hook_verb == V_BDAT) {
         /* the refusal is out; the chunk's octets must still be read and dropped */
-        txn_end(s, false);
+        session_txn_end(s, false);
         s->bdat_error = R_NONE;
         s->bdat_silent = true;
-        bdat_begin(s);
+        session_bdat_begin(s);
     }
 }
 
 /* The data is complete: refuse it for framing errors, else ask the message hook. */
-static void data_complete(smtp_session *s, unsigned errors)
+void session_data_complete(smtp_session *s, unsigned errors)
 {
     s->phase = PH_COMMAND;
     s->hook_verb = s->bdat_used ? V_BDAT : V_DATA;
     if (s->fail_code) {
         reply_custom(s, s->fail_code, s->fail_enh, s->fail_text);
-        return txn_end(s, false);
+        return session_txn_end(s, false);
     }
     if (errors || s->txn->failed) {
         smtp_reply_id id = (errors & DATA_ERR_SIZE) || !errors ? R_SIZE_EXCEEDED
                            : (errors & DATA_ERR_BARE_LF)         ? R_DATA_BARE_LF
                                                                  : R_DATA_LINE_LONG;
-        reply_id(s, id, NULL);
-        return txn_end(s, false);
+        session_reply_id(s, id, NULL);
+        return session_txn_end(s, false);
     }
-    want_hook(s, HOOK_MESSAGE);
+    session_want_hook(s, HOOK_MESSAGE);
 }
 
 static void message_accepted(smtp_session *s)
 {
-    reply_id(s, R_QUEUED, s->txn->queue_id[0] ? s->txn->queue_id : "-");
+    session_reply_id(s, R_QUEUED, s->txn->queue_id[0] ? s->txn->queue_id : "-");
     s->messages++;
     s->notes |= SN_MESSAGE_DONE;
-    txn_end(s, true);
+    session_txn_end(s, true);
 }
 
 /* Feeds DATA bytes to the framer: stops after each span (handed to the chunk hook). */
@@ -459,7 +378,7 @@ static size_t feed_data(smtp_session *s, const char *p, size_t len)
     size_t used = smtp_data_feed(&s->framer, p, len, &o);
     if (o.span && o.span_len && !s->fail_code) {
         s->txn->size += o.span_len;
-        want_hook(s, HOOK_DATA_CHUNK);
+        session_want_hook(s, HOOK_DATA_CHUNK);
         s->hook.chunk = o.span;
         s->hook.chunk_len = o.span_len;
     }
@@ -468,50 +387,9 @@ static size_t feed_data(smtp_session *s, const char *p, size_t len)
         if (s->hook.kind == HOOK_DATA_CHUNK)
             s->data_done = true; /* finish after the last chunk's verdict */
         else
-            data_complete(s, s->framer.errors);
+            session_data_complete(s, s->framer.errors);
     }
     return used;
-}
-
-/* A BDAT chunk has been read completely: reply for it, or end the message after LAST. */
-static void bdat_chunk_done(smtp_session *s)
-{
-    s->phase = PH_COMMAND;
-    s->hook_verb = V_BDAT;
-    if (s->bdat_silent) {
-        s->bdat_silent = false;
-        return;
-    }
-    if (s->bdat_error != R_NONE) {
-        smtp_reply_id why = s->bdat_error;
-        s->bdat_error = R_NONE;
-        if (why == R_SIZE_EXCEEDED)
-            return reply_id(s, why, NULL);
-        return protocol_error(s, why);
-    }
-    if (!s->txn)
-        return;
-    if (s->fail_code || s->bdat_last)
-        return data_complete(s, 0);
-    char n[24];
-    snprintf(n, sizeof(n), "%llu", (unsigned long long)s->bdat_chunk);
-    reply_id(s, R_BDAT_OK, n);
-}
-
-static size_t feed_bdat(smtp_session *s, const char *p, size_t len)
-{
-    size_t n = len < s->bdat_left ? len : (size_t)s->bdat_left;
-    s->bdat_left -= n;
-    bool deliver = s->bdat_error == R_NONE && !s->bdat_silent && s->txn && !s->fail_code;
-    if (deliver && n) {
-        s->txn->size += n;
-        want_hook(s, HOOK_DATA_CHUNK);
-        s->hook.chunk = p;
-        s->hook.chunk_len = n;
-    }
-    if (s->bdat_left == 0 && s->hook.kind == HOOK_NONE)
-        bdat_chunk_done(s);
-    return n;
 }
 
 /* ---- the other commands -------------------------------------------------------------- */
@@ -519,156 +397,62 @@ static size_t feed_bdat(smtp_session *s, const char *p, size_t len)
 static void cmd_rset(smtp_session *s, const smtp_command *c)
 {
     if (c->arg_len)
-        return protocol_error(s, R_NO_ARGS);
-    txn_end(s, false);
+        return session_protocol_error(s, R_NO_ARGS);
+    session_txn_end(s, false);
     s->notes |= SN_RSET;
-    reply_id(s, R_ACTION_OK, NULL);
+    session_reply_id(s, R_ACTION_OK, NULL);
 }
 
 static void cmd_noop(smtp_session *s, const smtp_command *c)
 {
     (void)c; /* RFC 5321 4.1.1.9: NOOP may have a string argument */
-    reply_id(s, R_ACTION_OK, NULL);
+    session_reply_id(s, R_ACTION_OK, NULL);
 }
 
 static void cmd_quit(smtp_session *s, const smtp_command *c)
 {
     if (c->arg_len)
-        return protocol_error(s, R_NO_ARGS);
-    reply_id(s, R_BYE, NULL);
-    txn_end(s, false);
+        return session_protocol_error(s, R_NO_ARGS);
+    session_reply_id(s, R_BYE, NULL);
+    session_txn_end(s, false);
     close_after_reply(s);
 }
 
 static void cmd_vrfy(smtp_session *s, const smtp_command *c)
 {
     if (!c->arg_len)
-        return protocol_error(s, R_SYNTAX);
-    reply_id(s, R_VRFY, NULL);
+        return session_protocol_error(s, R_SYNTAX);
+    session_reply_id(s, R_VRFY, NULL);
 }
 
 static void cmd_help(smtp_session *s, const smtp_command *c)
 {
     (void)c;
-    reply_id(s, R_HELP, NULL);
+    session_reply_id(s, R_HELP, NULL);
 }
 
 static void cmd_starttls(smtp_session *s, const smtp_command *c)
 {
-    if (s->tls)
-        return protocol_error(s, R_BAD_SEQUENCE); /* TLS is already on (also implicit TLS) */
+    if (s->tls) /* TLS is already on (also implicit TLS) */
+        return session_protocol_error(s, R_BAD_SEQUENCE);
     if (!s->cfg.starttls)
-        return protocol_error(s, R_NOT_IMPLEMENTED);
+        return session_protocol_error(s, R_NOT_IMPLEMENTED);
     if (c->arg_len)
-        return protocol_error(s, R_NO_ARGS);
-    reply_id(s, R_TLS_READY, NULL);
+        return session_protocol_error(s, R_NO_ARGS);
+    session_reply_id(s, R_TLS_READY, NULL);
     s->want_tls = true; /* feeding stops here: the rest of the input is discarded */
-}
-
-/* ---- AUTH (RFC 4954) --------------------------------------------------------------------- */
-
-/* Longest SASL response line accepted (a PLAIN response of 3 x 255 octets in base64 + CRLF). */
-#define AUTH_LINE_MAX 1100
-
-static void auth_end(smtp_session *s)
-{
-    if (s->sasl) {
-        sasl_wipe(s->sasl);
-        free(s->sasl);
-        s->sasl = NULL;
-    }
-    if (s->line.data)
-        explicit_bzero(s->line.data, s->line.len); /* base64 passwords passed through here */
-    s->line.limit = s->cfg.max_line ? s->cfg.max_line + 1 : 0;
-    if (s->phase == PH_AUTH)
-        s->phase = PH_COMMAND;
-}
-
-/* Acts on what the SASL exchange says: another challenge, the credentials, or a refusal. */
-static void auth_progress(smtp_session *s, sasl_result r)
-{
-    if (r == SASL_CONTINUE) {
-        s->phase = PH_AUTH;
-        s->line.limit = AUTH_LINE_MAX;
-        return reply_id(s, R_AUTH_CHALLENGE, sasl_challenge(s->sasl));
-    }
-    if (r == SASL_DONE) {
-        want_hook(s, HOOK_AUTH);
-        s->hook.mechanism = sasl_mech_name(s->sasl->mech);
-        s->hook.authzid = s->sasl->authzid;
-        s->hook.user = s->sasl->user;
-        s->hook.password = s->sasl->password;
-        return;
-    }
-    auth_end(s);
-    protocol_error(s, sasl_result_reply(r));
-}
-
-static smtp_reply_id auth_refusal(const smtp_session *s)
-{
-    if (!s->cfg.auth)
-        return R_NOT_IMPLEMENTED;
-    if (!s->esmtp || s->txn)
-        return R_BAD_SEQUENCE; /* RFC 4954 4: after EHLO, never inside a transaction */
-    if (s->auth)
-        return R_AUTH_ALREADY;
-    if (!s->tls && !s->cfg.auth_insecure)
-        return R_AUTH_NEED_TLS;
-    return R_NONE;
-}
-
-static void cmd_auth(smtp_session *s, const smtp_command *c)
-{
-    smtp_reply_id why = auth_refusal(s);
-    if (why != R_NONE)
-        return protocol_error(s, why);
-    size_t mlen = 0;
-    while (mlen < c->arg_len && c->arg[mlen] != ' ')
-        mlen++;
-    int mech = sasl_mech_from_name(c->arg, mlen);
-    if (mech < 0)
-        return protocol_error(s, mlen ? R_AUTH_UNKNOWN_MECH : R_SYNTAX);
-    const char *initial = c->arg + mlen;
-    size_t ilen = c->arg_len - mlen;
-    while (ilen && *initial == ' ')
-        initial++, ilen--;
-    s->sasl = calloc(1, sizeof(*s->sasl));
-    if (!s->sasl)
-        return fail_memory(s);
-    auth_progress(s, sasl_begin(s->sasl, mech, initial, ilen, ilen > 0));
-}
-
-/* A SASL response line in PH_AUTH (CRLF removed). */
-static void auth_line(smtp_session *s, const char *line, size_t len)
-{
-    s->hook_verb = V_AUTH;
-    auth_progress(s, sasl_step(s->sasl, line, len));
-}
-
-static void auth_accepted(smtp_session *s)
-{
-    free(s->auth_user);
-    s->auth_user = text_dup(s->sasl->user, s->sasl->user_len);
-    s->auth = s->auth_user != NULL;
-    auth_end(s);
-    reply_id(s, R_AUTH_OK, NULL);
-}
-
-static void auth_refused(smtp_session *s)
-{
-    auth_end(s);
 }
 
 static void cmd_not_implemented(smtp_session *s, const smtp_command *c)
 {
     (void)c;
-    protocol_error(s, R_NOT_IMPLEMENTED);
+    session_protocol_error(s, R_NOT_IMPLEMENTED);
 }
 
 static void cmd_unknown(smtp_session *s, const smtp_command *c)
 {
     (void)c;
-    protocol_error(s, R_UNKNOWN_CMD);
+    session_protocol_error(s, R_UNKNOWN_CMD);
 }
 
 typedef void (*cmd_fn)(smtp_session *s, const smtp_command *c);
@@ -677,10 +461,10 @@ typedef void (*cmd_fn)(smtp_session *s, const smtp_command *c);
 static const cmd_fn command_table[V__COUNT] = {
     [V_UNKNOWN] = cmd_unknown,   [V_HELO] = cmd_helo, [V_EHLO] = cmd_helo,
     [V_MAIL] = cmd_mail,         [V_RCPT] = cmd_rcpt, [V_DATA] = cmd_data,
-    [V_BDAT] = cmd_bdat,         [V_RSET] = cmd_rset, [V_NOOP] = cmd_noop,
+    [V_BDAT] = session_cmd_bdat, [V_RSET] = cmd_rset, [V_NOOP] = cmd_noop,
     [V_QUIT] = cmd_quit,         [V_VRFY] = cmd_vrfy, [V_EXPN] = cmd_not_implemented,
     [V_HELP] = cmd_help,         [V_STARTTLS] = cmd_starttls,
-    [V_AUTH] = cmd_auth,
+    [V_AUTH] = session_cmd_auth,
 };
 
 static void run_command(smtp_session *s, const char *line, size_t len)
@@ -700,15 +484,15 @@ static void handle_line(smtp_session *s, const char *line, size_t len)
     s->hook_verb = V_UNKNOWN;
     if (s->phase == PH_AUTH) {
         if (len > AUTH_LINE_MAX || memchr(line, '\r', len - 2)) {
-            auth_end(s);
-            return protocol_error(s, len > AUTH_LINE_MAX ? R_AUTH_TOO_LONG : R_BARE_LF);
+            session_auth_end(s);
+            return session_protocol_error(s, len > AUTH_LINE_MAX ? R_AUTH_TOO_LONG : R_BARE_LF);
         }
-        return auth_line(s, line, len - 2);
+        return session_auth_line(s, line, len - 2);
     }
     if (s->cfg.max_line && len > s->cfg.max_line)
-        return protocol_error(s, R_LINE_TOO_LONG);
+        return session_protocol_error(s, R_LINE_TOO_LONG);
     if (memchr(line, '\r', len - 2))
-        return protocol_error(s, R_BARE_LF);
+        return session_protocol_error(s, R_BARE_LF);
     run_command(s, line, len - 2);
 }
 
@@ -719,11 +503,11 @@ static void end_discarded_line(smtp_session *s)
     bool in_auth = s->phase == PH_AUTH;
     s->line_state = LS_NORMAL;
     if (in_auth)
-        auth_end(s);
+        session_auth_end(s);
     strbuf_clear(&s->line);
     s->hook_verb = V_UNKNOWN;
     if (st == LS_OVERFLOW)
-        protocol_error(s, in_auth ? R_AUTH_TOO_LONG : R_LINE_TOO_LONG);
+        session_protocol_error(s, in_auth ? R_AUTH_TOO_LONG : R_LINE_TOO_LONG);
 }
 
 /*
@@ -742,8 +526,8 @@ static size_t feed_command(smtp_session *s, const char *p, size_t len)
         if (s->line_state != LS_BARE_LF) {
             s->hook_verb = V_UNKNOWN;
             if (s->phase == PH_AUTH)
-                auth_end(s);
-            protocol_error(s, R_BARE_LF);
+                session_auth_end(s);
+            session_protocol_error(s, R_BARE_LF);
         }
         s->line_state = LS_BARE_LF;
         strbuf_clear(&s->line);
@@ -782,7 +566,7 @@ size_t smtp_session_feed(smtp_session *s, const char *p, size_t len)
         s->early_talker = true;
         s->hook.kind = HOOK_NONE;
         s->hook_verb = V_UNKNOWN;
-        reply_id(s, R_EARLY_TALKER, NULL);
+        session_reply_id(s, R_EARLY_TALKER, NULL);
         close_after_reply(s);
         return len;
     }
@@ -791,7 +575,7 @@ size_t smtp_session_feed(smtp_session *s, const char *p, size_t len)
         case PH_COMMAND:
         case PH_AUTH: used += feed_command(s, p + used, len - used); break;
         case PH_DATA: used += feed_data(s, p + used, len - used); break;
-        case PH_BDAT: used += feed_bdat(s, p + used, len - used); break;
+        case PH_BDAT: used += session_feed_bdat(s, p + used, len - used); break;
         default: return len; /* closed: drop input */
         }
     }
@@ -828,7 +612,7 @@ static const hook_row hook_table[] = {
     [HOOK_DATA_START] = {data_start_accepted, data_start_refused, R_REJECTED, R_TEMP_REJECT},
     [HOOK_DATA_CHUNK] = {chunk_accepted, NULL, R_REJECTED, R_TEMP_REJECT},
     [HOOK_MESSAGE] = {message_accepted, NULL, R_REJECTED, R_STORE_FAILED},
-    [HOOK_AUTH] = {auth_accepted, auth_refused, R_AUTH_FAILED, R_AUTH_TEMP_FAIL},
+    [HOOK_AUTH] = {session_auth_accepted, session_auth_refused, R_AUTH_FAILED, R_AUTH_TEMP_FAIL},
 };
 
 /* After a chunk verdict: finish the data if its end was already seen. */
@@ -837,14 +621,14 @@ static void chunk_continue(smtp_session *s)
     if (s->prefix_pending) {
         s->prefix_pending = false;
         if (s->phase == PH_BDAT && s->bdat_left == 0)
-            bdat_chunk_done(s);
+            session_bdat_chunk_done(s);
         return;
     }
     if (s->phase == PH_DATA && s->data_done) {
         s->data_done = false;
-        data_complete(s, s->framer.errors);
+        session_data_complete(s, s->framer.errors);
     } else if (s->phase == PH_BDAT && s->bdat_left == 0) {
-        bdat_chunk_done(s);
+        session_bdat_chunk_done(s);
     }
 }
 
@@ -885,9 +669,9 @@ static void resolve_refusal(smtp_session *s, const smtp_verdict *v, const hook_r
     if (v->code || v->text)
         reply_custom(s, code, v->enhanced, v->text ? v->text : smtp_reply_get(id)->text);
     else
-        reply_id(s, id, NULL);
+        session_reply_id(s, id, NULL);
     if (kind == HOOK_MESSAGE)
-        txn_end(s, false);
+        session_txn_end(s, false);
     if (row->refused)
         row->refused(s);
 }
@@ -899,8 +683,8 @@ static void resolve_disconnect(smtp_session *s, const smtp_verdict *v)
         reply_custom(s, code, v->enhanced,
                      v->text ? v->text : smtp_reply_get(R_DISCONNECT)->text);
     else
-        reply_id(s, R_DISCONNECT, NULL);
-    txn_end(s, false);
+        session_reply_id(s, R_DISCONNECT, NULL);
+    session_txn_end(s, false);
     close_after_reply(s);
 }
 
@@ -976,14 +760,14 @@ void smtp_session_tls_started(smtp_session *s)
 {
     s->want_tls = false;
     s->tls = true;
-    txn_end(s, false);
+    session_txn_end(s, false);
     free(s->helo); /* RFC 3207 4.2: the client must say EHLO again */
     s->helo = NULL;
     s->esmtp = false;
     s->auth = false;
     free(s->auth_user);
     s->auth_user = NULL;
-    auth_end(s);
+    session_auth_end(s);
     strbuf_clear(&s->line);
     s->line_state = LS_NORMAL;
     s->last_was_cr = false;

@@ -8,123 +8,23 @@
  * parse would reject. Parse checks the magic line, then the end line and checksum (a truncated
  * or damaged file is reported as such rather than by a symptom), then every field in order.
  * Canonical values are enforced by decoding and re-encoding: one envelope has one encoding.
+ * How single values are written and read back (the output buffer, escaping, numbers, the
+ * parser's error report) is in envelope_text.c; the two share envelope_internal.h.
  */
 #include "queue/envelope.h"
+#include "queue/envelope_internal.h"
 #include "proto/text.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAGIC "posthorn-envelope"
 #define MAGIC_LINE "posthorn-envelope 1"
-#define EXCERPT_MAX 60 /* input bytes of the offending line quoted in an error */
 #define NUM_MAX ((uint64_t)INT64_MAX)
-#define HEX_UPPER "0123456789ABCDEF"
 
-/* --- output buffer (sticky out-of-memory flag, so writers need not check each append) ------- */
-
-typedef struct obuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} obuf;
-
-static bool ob_grow(obuf *b, size_t n)
-{
-    if (b->oom)
-        return false;
-    if (n <= b->cap - b->len)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) {
-        if (cap > SIZE_MAX / 2) {
-            b->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    char *np = realloc(b->p, cap);
-    if (np == NULL) {
-        b->oom = true;
-        return false;
-    }
-    b->p = np;
-    b->cap = cap;
-    return true;
-}
-
-static void ob_put(obuf *b, const void *s, size_t n)
-{
-    if (n > 0 && ob_grow(b, n)) {
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-    }
-}
-
-static void ob_putc(obuf *b, char c)
-{
-    ob_put(b, &c, 1);
-}
-
-static void ob_puts(obuf *b, const char *s)
-{
-    ob_put(b, s, strlen(s));
-}
-
-static void ob_putu(obuf *b, uint64_t v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    ob_put(b, tmp, (size_t)n);
-}
-
-/* --- escaping -------------------------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or > U+10FFFF), or
- * 0 when s does not start one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    static const struct { unsigned char lo, hi, len, min2, max2; } lead[] = {
-        {0xC2, 0xDF, 2, 0x80, 0xBF}, {0xE0, 0xE0, 3, 0xA0, 0xBF}, {0xE1, 0xEC, 3, 0x80, 0xBF},
-        {0xED, 0xED, 3, 0x80, 0x9F}, {0xEE, 0xEF, 3, 0x80, 0xBF}, {0xF0, 0xF0, 4, 0x90, 0xBF},
-        {0xF1, 0xF3, 4, 0x80, 0xBF}, {0xF4, 0xF4, 4, 0x80, 0x8F},
-    };
-    for (size_t i = 0; i < sizeof(lead) / sizeof(lead[0]); i++) {
-        if (s[0] < lead[i].lo || s[0] > lead[i].hi)
-            continue;
-        size_t k = lead[i].len;
-        if (n < k || s[1] < lead[i].min2 || s[1] > lead[i].max2)
-            return 0;
-        for (size_t j = 2; j < k; j++)
-            if (s[j] < 0x80 || s[j] > 0xBF)
-                return 0;
-        return k;
-    }
-    return 0;
-}
-
-/* Appends s[0..n) escaped (see envelope.h); `token` escapes spaces too. */
-static void ob_escape(obuf *b, const char *s, size_t n, bool token)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t k = u[i] >= 0x80 ? utf8_len(u + i, n - i) : 1;
-        bool c1 = k == 2 && u[i] == 0xC2 && u[i + 1] < 0xA0;
-        bool esc = k == 0 || c1 || u[i] < 0x20 || u[i] == 0x7F || u[i] == '%' ||
-                   (token && u[i] == ' ');
-        if (!esc) {
-            ob_put(b, u + i, k);
-            i += k;
-            continue;
-        }
-        char e[3] = {'%', HEX_UPPER[u[i] >> 4], HEX_UPPER[u[i] & 0xF]};
-        ob_put(b, e, 3);
-        i++;
-    }
-}
+/* --- small helpers --------------------------------------------------------------------------- */
 
 static char *dupn(const char *s, size_t n)
 {
@@ -185,24 +85,6 @@ static const char *param_problem(const ph_envelope *e, size_t upto, const char *
     if (upto >= PH_ENVELOPE_PARAMS_MAX)
         return "too many parameters";
     return NULL;
-}
-
-/* Canonical decimal s[0..n) (no sign, no leading zero) not above max. */
-static bool num_parse(const char *s, size_t n, uint64_t max, uint64_t *v)
-{
-    if (n == 0 || (s[0] == '0' && n > 1))
-        return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (x > (max - d) / 10)
-            return false;
-        x = x * 10 + d;
-    }
-    *v = x;
-    return true;
 }
 
 /* --- envelope objects ------------------------------------------------------------------------ */
@@ -374,109 +256,13 @@ uint64_t ph_envelope_checksum(const void *buf, size_t len)
     return h;
 }
 
-/* --- the parser's state and error reporting -------------------------------------------------- */
-
-typedef struct parser {
-    const char *buf;
-    size_t len;
-    size_t body_end; /* start of the end line */
-    size_t lineno;
-    const char *line; /* the current line, without its LF */
-    size_t linelen;
-    ph_envelope *env;
-    unsigned seen;   /* bit i: fields[i] seen */
-    size_t next;     /* fields[] index the next line may have at least */
-    obuf scratch;    /* re-encoding buffer for the canonical check */
-    char *err;
-    size_t errlen;
-} parser;
+/* --- the parser's current line and tokens ---------------------------------------------------- */
 
 static void set_line(parser *p, size_t lineno, size_t start, size_t n)
 {
     p->lineno = lineno;
     p->line = p->buf + start;
     p->linelen = n;
-}
-
-/* Formats "line N: reason: "excerpt"" into p->err; returns -EINVAL. */
-__attribute__((format(printf, 2, 3))) static int fail(parser *p, const char *fmt, ...)
-{
-    if (p->err == NULL || p->errlen == 0)
-        return -EINVAL;
-    char reason[160];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
-    va_end(ap);
-    obuf ex = {0};
-    size_t n = p->linelen < EXCERPT_MAX ? p->linelen : EXCERPT_MAX;
-    ob_escape(&ex, p->line, n, false);
-    if (n < p->linelen)
-        ob_puts(&ex, "...");
-    snprintf(p->err, p->errlen, "line %zu: %s: \"%.*s\"", p->lineno, reason,
-             ex.oom ? 0 : (int)ex.len, ex.p ? ex.p : "");
-    free(ex.p);
-    return -EINVAL;
-}
-
-/* The value of hex digit c among `digits` (upper- or lowercase set), or -1. */
-static int hex_digit(char c, const char *digits)
-{
-    const char *d = memchr(digits, c, 16);
-    return d ? (int)(d - digits) : -1;
-}
-
-/* Undoes the escaping of s[0..n) into d (room for n + 1 bytes); its length goes to *dn. */
-static int unescape(parser *p, const char *s, size_t n, bool token, char *d, size_t *dn)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = n - i >= 3 ? hex_digit(s[i + 1], HEX_UPPER) : -1;
-            int lo = n - i >= 3 ? hex_digit(s[i + 2], HEX_UPPER) : -1;
-            if (hi < 0 || lo < 0)
-                return fail(p, "bad escape (want %%XX, uppercase hex)");
-            if (hi == 0 && lo == 0)
-                return fail(p, "escaped NUL byte");
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        } else if (token && c == ' ') {
-            return fail(p, "unescaped space");
-        } else if (c < 0x20 || c == 0x7F) {
-            return fail(p, "unescaped control byte 0x%02X", c);
-        }
-        d[k++] = (char)c;
-    }
-    d[k] = '\0';
-    *dn = k;
-    return 0;
-}
-
-/* Decodes the escaped value s[0..n) into a new string (*out), insisting on the canonical
- * encoding: re-escaping must give s back. 0, -EINVAL (reported) or -ENOMEM. */
-static int decode(parser *p, const char *s, size_t n, bool token, char **out)
-{
-    char *d = malloc(n + 1);
-    if (d == NULL)
-        return -ENOMEM;
-    size_t dn = 0;
-    int rc = unescape(p, s, n, token, d, &dn);
-    if (rc == 0) {
-        p->scratch.len = 0;
-        ob_escape(&p->scratch, d, dn, token);
-        if (p->scratch.oom)
-            rc = -ENOMEM;
-        else if (p->scratch.len != n || memcmp(p->scratch.p, s, n) != 0)
-            rc = fail(p, "not canonically escaped (raw invalid UTF-8 or C1 control, or a "
-                         "needless escape)");
-    }
-    if (rc != 0) {
-        free(d);
-        return rc;
-    }
-    *out = d;
-    return 0;
 }
 
 /* Splits the next space-separated token off s[0..n), advancing past the space. */
@@ -487,14 +273,6 @@ static void take_token(const char **s, size_t *n, const char **tok, size_t *tn)
     *tn = sp ? (size_t)(sp - *s) : *n;
     *s += *tn + (sp ? 1 : 0);
     *n -= *tn + (sp ? 1 : 0);
-}
-
-/* Decodes the path token "<...>" into *out. */
-static int decode_path(parser *p, const char *s, size_t n, char **out)
-{
-    if (n < 2 || s[0] != '<' || s[n - 1] != '>')
-        return fail(p, "malformed path (want <address>)");
-    return decode(p, s + 1, n - 2, true, out);
 }
 
 /* --- header fields: one row per line type, parse and write side by side ---------------------- */
@@ -536,7 +314,7 @@ static int line_end(obuf *b, size_t start)
 static int parse_id(parser *p, const field *f, const char *v, size_t n)
 {
     if (!id_ok(v, n))
-        return fail(p, "bad queue id (want 1-%d of A-Z a-z 0-9 - _)", PH_ENVELOPE_ID_MAX);
+        return ph_env_fail(p, "bad queue id (want 1-%d of A-Z a-z 0-9 - _)", PH_ENVELOPE_ID_MAX);
     char *s = dupn(v, n);
     if (s == NULL)
         return -ENOMEM;
@@ -559,8 +337,8 @@ static int write_id(obuf *b, const field *f, const ph_envelope *e)
 static int parse_number(parser *p, const field *f, const char *v, size_t n)
 {
     uint64_t x;
-    if (!num_parse(v, n, NUM_MAX, &x))
-        return fail(p, "bad number");
+    if (!ph_env_num_parse(v, n, NUM_MAX, &x))
+        return ph_env_fail(p, "bad number");
     *SLOT(p->env, f, uint64_t) = x;
     return 0;
 }
@@ -571,13 +349,13 @@ static int write_number(obuf *b, const field *f, const ph_envelope *e)
     if (x > NUM_MAX)
         return -EINVAL;
     size_t start = line_start(b, f->name);
-    ob_putu(b, x);
+    ph_env_ob_putu(b, x);
     return line_end(b, start);
 }
 
 static int parse_token(parser *p, const field *f, const char *v, size_t n)
 {
-    return decode(p, v, n, true, SLOT(p->env, f, char *));
+    return ph_env_decode(p, v, n, true, SLOT(p->env, f, char *));
 }
 
 static int write_token(obuf *b, const field *f, const ph_envelope *e)
@@ -588,7 +366,7 @@ static int write_token(obuf *b, const field *f, const ph_envelope *e)
     if (*s == '\0')
         return -EINVAL;
     size_t start = line_start(b, f->name);
-    ob_escape(b, s, strlen(s), true);
+    ph_env_ob_escape(b, s, strlen(s), true);
     return line_end(b, start);
 }
 
@@ -600,9 +378,9 @@ static int parse_tls(parser *p, const field *f, const char *v, size_t n)
     take_token(&v, &n, &ver, &vn);
     take_token(&v, &n, &cip, &cn);
     if (vn == 0 || cn == 0 || n != 0 || v[-1] == ' ')
-        return fail(p, "malformed tls line (want: tls VERSION CIPHER)");
-    int rc = decode(p, ver, vn, true, &p->env->tls_version);
-    return rc ? rc : decode(p, cip, cn, true, &p->env->tls_cipher);
+        return ph_env_fail(p, "malformed tls line (want: tls VERSION CIPHER)");
+    int rc = ph_env_decode(p, ver, vn, true, &p->env->tls_version);
+    return rc ? rc : ph_env_decode(p, cip, cn, true, &p->env->tls_cipher);
 }
 
 static int write_tls(obuf *b, const field *f, const ph_envelope *e)
@@ -613,22 +391,15 @@ static int write_tls(obuf *b, const field *f, const ph_envelope *e)
         !*e->tls_cipher)
         return -EINVAL;
     size_t start = line_start(b, f->name);
-    ob_escape(b, e->tls_version, strlen(e->tls_version), true);
+    ph_env_ob_escape(b, e->tls_version, strlen(e->tls_version), true);
     ob_putc(b, ' ');
-    ob_escape(b, e->tls_cipher, strlen(e->tls_cipher), true);
+    ph_env_ob_escape(b, e->tls_cipher, strlen(e->tls_cipher), true);
     return line_end(b, start);
 }
 
 static int parse_from(parser *p, const field *f, const char *v, size_t n)
 {
-    return decode_path(p, v, n, SLOT(p->env, f, char *));
-}
-
-static void put_path(obuf *b, const char *addr)
-{
-    ob_putc(b, '<');
-    ob_escape(b, addr, strlen(addr), true);
-    ob_putc(b, '>');
+    return ph_env_decode_path(p, v, n, SLOT(p->env, f, char *));
 }
 
 static int write_from(obuf *b, const field *f, const ph_envelope *e)
@@ -637,7 +408,7 @@ static int write_from(obuf *b, const field *f, const ph_envelope *e)
     if (from == NULL)
         return -EINVAL;
     size_t start = line_start(b, f->name);
-    put_path(b, from);
+    ph_env_put_path(b, from);
     return line_end(b, start);
 }
 
@@ -645,13 +416,13 @@ static int parse_param(parser *p, const field *f, const char *v, size_t n)
 {
     (void)f;
     char *s;
-    int rc = decode(p, v, n, true, &s);
+    int rc = ph_env_decode(p, v, n, true, &s);
     if (rc != 0)
         return rc;
     const char *why = param_problem(p->env, p->env->nparams, s);
     if (why != NULL) {
         free(s);
-        return fail(p, "%s", why);
+        return ph_env_fail(p, "%s", why);
     }
     rc = param_append(p->env, s);
     if (rc != 0)
@@ -665,7 +436,7 @@ static int write_params(obuf *b, const field *f, const ph_envelope *e)
         if (e->params[i] == NULL || param_problem(e, i, e->params[i]) != NULL)
             return -EINVAL;
         size_t start = line_start(b, f->name);
-        ob_escape(b, e->params[i], strlen(e->params[i]), true);
+        ph_env_ob_escape(b, e->params[i], strlen(e->params[i]), true);
         int rc = line_end(b, start);
         if (rc != 0)
             return rc;
@@ -723,7 +494,7 @@ static int parse_state(parser *p, const char *s, size_t n, ph_rcpt_state *st)
             return 0;
         }
     }
-    return fail(p, "unknown recipient state (want pending, deferred, delivered or failed)");
+    return ph_env_fail(p, "unknown recipient state (want pending, deferred, delivered or failed)");
 }
 
 /* Parses the key=value tokens after the state into r; *present gets a bit per key seen. */
@@ -732,24 +503,24 @@ static int parse_keys(parser *p, const char *v, size_t n, ph_rcpt *r, unsigned *
     size_t from = 0; /* keys must come in table order */
     while (n > 0) {
         if (n >= 6 && memcmp(v, "error=", 6) == 0)
-            return decode(p, v + 6, n - 6, false, &r->last_error);
+            return ph_env_decode(p, v + 6, n - 6, false, &r->last_error);
         const char *tok, *eq;
         size_t tn, i;
         take_token(&v, &n, &tok, &tn);
         if (n == 0 && v[-1] == ' ')
-            return fail(p, "trailing space");
+            return ph_env_fail(p, "trailing space");
         eq = memchr(tok, '=', tn);
         for (i = from; eq && i < NKEYS; i++)
             if (strlen(rcpt_keys[i].name) == (size_t)(eq - tok) &&
                 memcmp(rcpt_keys[i].name, tok, (size_t)(eq - tok)) == 0)
                 break;
         if (eq == NULL || i >= NKEYS)
-            return fail(p, "unknown, repeated or misplaced recipient key (order: next= at= "
-                           "attempts= error=)");
+            return ph_env_fail(p, "unknown, repeated or misplaced recipient key (order: next= at= "
+                               "attempts= error=)");
         uint64_t x;
         const rcpt_key *k = &rcpt_keys[i];
-        if (!num_parse(eq + 1, tn - (size_t)(eq + 1 - tok), k->max, &x) || x < k->min)
-            return fail(p, "bad value for recipient key '%s'", k->name);
+        if (!ph_env_num_parse(eq + 1, tn - (size_t)(eq + 1 - tok), k->max, &x) || x < k->min)
+            return ph_env_fail(p, "bad value for recipient key '%s'", k->name);
         key_set(k, r, x);
         *present |= 1u << i;
         from = i + 1;
@@ -764,9 +535,10 @@ static int check_keys(parser *p, ph_rcpt_state st, unsigned present)
         const rcpt_key *k = &rcpt_keys[i];
         bool has = present & (1u << i);
         if (!has && (k->required & ST(st)))
-            return fail(p, "state '%s' needs key '%s'", state_names[st], k->name);
+            return ph_env_fail(p, "state '%s' needs key '%s'", state_names[st], k->name);
         if (has && !(k->allowed & ST(st)))
-            return fail(p, "key '%s' is not allowed in state '%s'", k->name, state_names[st]);
+            return ph_env_fail(p, "key '%s' is not allowed in state '%s'", k->name,
+                               state_names[st]);
     }
     return 0;
 }
@@ -778,13 +550,13 @@ static int parse_rcpt_fields(parser *p, const char *v, size_t n, ph_rcpt *r)
     unsigned present = 0;
     take_token(&v, &n, &path, &pn);
     take_token(&v, &n, &state, &sn);
-    int rc = decode_path(p, path, pn, &r->addr);
+    int rc = ph_env_decode_path(p, path, pn, &r->addr);
     if (rc == 0 && r->addr[0] == '\0')
-        rc = fail(p, "empty recipient address");
+        rc = ph_env_fail(p, "empty recipient address");
     if (rc == 0)
         rc = parse_state(p, state, sn, &r->state);
     if (rc == 0 && n == 0 && v[-1] == ' ')
-        rc = fail(p, "trailing space");
+        rc = ph_env_fail(p, "trailing space");
     if (rc == 0)
         rc = parse_keys(p, v, n, r, &present);
     return rc ? rc : check_keys(p, r->state, present);
@@ -794,7 +566,7 @@ static int parse_rcpt(parser *p, const field *f, const char *v, size_t n)
 {
     (void)f;
     if (p->env->nrcpts >= PH_ENVELOPE_RCPTS_MAX)
-        return fail(p, "too many recipients (max %d)", PH_ENVELOPE_RCPTS_MAX);
+        return ph_env_fail(p, "too many recipients (max %d)", PH_ENVELOPE_RCPTS_MAX);
     ph_rcpt r = {0};
     int rc = parse_rcpt_fields(p, v, n, &r);
     if (rc == 0 && (rc = rcpt_append(p->env, r.addr)) == 0) {
@@ -811,7 +583,7 @@ static int write_rcpt(obuf *b, const char *name, const ph_rcpt *r)
     if (r->addr == NULL || r->addr[0] == '\0' || (unsigned)r->state >= NSTATES)
         return -EINVAL;
     size_t start = line_start(b, name);
-    put_path(b, r->addr);
+    ph_env_put_path(b, r->addr);
     ob_putc(b, ' ');
     ob_puts(b, state_names[r->state]);
     for (size_t i = 0; i < NKEYS; i++) {
@@ -825,11 +597,11 @@ static int write_rcpt(obuf *b, const char *name, const ph_rcpt *r)
         ob_putc(b, ' ');
         ob_puts(b, k->name);
         ob_putc(b, '=');
-        ob_putu(b, (uint64_t)x);
+        ph_env_ob_putu(b, (uint64_t)x);
     }
     if (r->last_error != NULL) {
         ob_puts(b, " error=");
-        ob_escape(b, r->last_error, strlen(r->last_error), false);
+        ph_env_ob_escape(b, r->last_error, strlen(r->last_error), false);
     }
     return line_end(b, start);
 }
@@ -884,7 +656,7 @@ int ph_envelope_serialize(const ph_envelope *e, char **out, size_t *len)
         return -EINVAL;
     obuf b = {0};
     if (e->nrcpts <= PH_ENVELOPE_RCPTS_MAX)
-        ob_grow(&b, 512 + e->nrcpts * 48);
+        ph_env_ob_grow(&b, 512 + e->nrcpts * 48);
     ob_puts(&b, MAGIC_LINE "\n");
     int rc = 0;
     for (size_t i = 0; i < NFIELDS && rc == 0; i++)
@@ -913,8 +685,9 @@ static int check_magic(parser *p)
     if (n == strlen(MAGIC_LINE) && memcmp(p->buf, MAGIC_LINE, n) == 0)
         return 0;
     if (n > mn && memcmp(p->buf, MAGIC " ", mn + 1) == 0)
-        return fail(p, "unsupported envelope version (this is version %d)", PH_ENVELOPE_VERSION);
-    return fail(p, "not a posthorn envelope");
+        return ph_env_fail(p, "unsupported envelope version (this is version %d)",
+                           PH_ENVELOPE_VERSION);
+    return ph_env_fail(p, "not a posthorn envelope");
 }
 
 static size_t count_lines(const char *s, size_t n)
@@ -923,21 +696,6 @@ static size_t count_lines(const char *s, size_t n)
     for (const char *q = s; (q = memchr(q, '\n', n - (size_t)(q - s))) != NULL; q++)
         lines++;
     return lines;
-}
-
-static bool parse_hex64(const char *s, size_t n, uint64_t *v)
-{
-    if (n != 16)
-        return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = hex_digit(s[i], "0123456789abcdef");
-        if (d < 0)
-            return false;
-        x = x << 4 | (uint64_t)d;
-    }
-    *v = x;
-    return true;
 }
 
 /* The last line must be "end <checksum of everything before it>". */
@@ -949,15 +707,15 @@ static int check_end(parser *p)
         start--;
     set_line(p, count_lines(p->buf, start), start, stop - start);
     if (p->linelen > PH_ENVELOPE_LINE_MAX)
-        return fail(p, "line too long (max %d bytes)", PH_ENVELOPE_LINE_MAX);
+        return ph_env_fail(p, "line too long (max %d bytes)", PH_ENVELOPE_LINE_MAX);
     if (!terminated || start == 0 || p->linelen < 4 || memcmp(p->line, "end ", 4) != 0)
-        return fail(p, "missing end line (truncated file?)");
+        return ph_env_fail(p, "missing end line (truncated file?)");
     uint64_t want;
-    if (!parse_hex64(p->line + 4, p->linelen - 4, &want))
-        return fail(p, "malformed end line (want: end <16 lowercase hex digits>)");
+    if (!ph_env_parse_hex64(p->line + 4, p->linelen - 4, &want))
+        return ph_env_fail(p, "malformed end line (want: end <16 lowercase hex digits>)");
     uint64_t got = ph_envelope_checksum(p->buf, start);
     if (got != want)
-        return fail(p, "checksum mismatch (computed %016llx)", (unsigned long long)got);
+        return ph_env_fail(p, "checksum mismatch (computed %016llx)", (unsigned long long)got);
     p->body_end = start;
     return 0;
 }
@@ -967,7 +725,7 @@ static int check_missing(parser *p, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++)
         if ((fields[i].flags & F_REQUIRED) && !(p->seen & (1u << i)))
-            return fail(p, "missing required field '%s'", fields[i].name);
+            return ph_env_fail(p, "missing required field '%s'", fields[i].name);
     return 0;
 }
 
@@ -975,10 +733,10 @@ static int check_missing(parser *p, size_t from, size_t to)
 static int check_order(parser *p, size_t i)
 {
     if ((p->seen & (1u << i)) && !(fields[i].flags & F_REPEAT))
-        return fail(p, "duplicate field '%s'", fields[i].name);
+        return ph_env_fail(p, "duplicate field '%s'", fields[i].name);
     if (i < p->next)
-        return fail(p, "field '%s' out of order (must come before '%s')", fields[i].name,
-                    fields[p->next].name);
+        return ph_env_fail(p, "field '%s' out of order (must come before '%s')", fields[i].name,
+                           fields[p->next].name);
     int rc = check_missing(p, p->next, i);
     p->seen |= 1u << i;
     p->next = i;
@@ -988,9 +746,9 @@ static int check_order(parser *p, size_t i)
 static int parse_line(parser *p)
 {
     if (p->linelen > PH_ENVELOPE_LINE_MAX)
-        return fail(p, "line too long (max %d bytes)", PH_ENVELOPE_LINE_MAX);
+        return ph_env_fail(p, "line too long (max %d bytes)", PH_ENVELOPE_LINE_MAX);
     if (p->linelen == 0)
-        return fail(p, "empty line");
+        return ph_env_fail(p, "empty line");
     const char *v = p->line, *name;
     size_t n = p->linelen, nn, i;
     take_token(&v, &n, &name, &nn);
@@ -998,13 +756,14 @@ static int parse_line(parser *p)
         if (strlen(fields[i].name) == nn && memcmp(fields[i].name, name, nn) == 0)
             break;
     if (i == NFIELDS)
-        return fail(p, nn == 3 && memcmp(name, "end", 3) == 0 ? "end line before the last line"
-                                                                : "unknown field");
+        return ph_env_fail(p, nn == 3 && memcmp(name, "end", 3) == 0
+                                  ? "end line before the last line"
+                                  : "unknown field");
     int rc = check_order(p, i);
     if (rc != 0)
         return rc;
     if (n == 0)
-        return fail(p, "field '%s' without a value", fields[i].name);
+        return ph_env_fail(p, "field '%s' without a value", fields[i].name);
     return fields[i].parse(p, &fields[i], v, n);
 }
 
