@@ -1,10 +1,11 @@
 /*
  * spool.c - durable message storage with group commit (see spool.h).
  *
- * Commit order per message, on a worker thread: fdatasync data, fdatasync envelope, close
- * both (checked: NFS and some filesystems report write errors only there), rename the data
- * into queue/<qid>.msg and the envelope into queue/<qid>.new; then one fsync of queue/ for the
- * whole batch; only after that each <qid>.new becomes <qid>.env, the name the queue manager
+ * Commit order, on a worker thread: fdatasync data and envelope of every message of the batch
+ * (up to SYNC_THREADS_MAX at once), close them (checked: NFS and some filesystems report write
+ * errors only there); per message that succeeded, rename the data into queue/<qid>.msg and the
+ * envelope into queue/<qid>.new; then one fsync of queue/ for the whole batch; only after that
+ * each <qid>.new becomes <qid>.env, the name the queue manager
  * acts on. So the queue manager never sees a message whose directory fsync failed (that client
  * gets 451/452 and the files are removed). A .new file found at start was durable (the fsync
  * succeeded, the last rename may be lost in a crash): recovery completes its rename. Anything
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #define MSG_BUFFER (16 * 1024) /* bytes gathered before a write() */
+#define SYNC_THREADS_MAX 8      /* fdatasyncs of one batch in flight at once */
 
 struct ph_spool_msg {
     ph_spool *sp;
@@ -349,23 +352,72 @@ static int rename_new(int fromfd, const char *from, int tofd, const char *to)
     return r;
 }
 
-/* One message: durable files, then renamed into queue/ (the envelope as .new). Worker thread. */
-static int commit_one(ph_spool_msg *m, unsigned long long *fsyncs)
+/* One message's files made durable and closed; the result goes to m->result. */
+static void sync_msg(ph_spool_msg *m, unsigned long long *fsyncs)
 {
     int r = sync_and_close(&m->fd, fsyncs);
     int r2 = sync_and_close(&m->envfd, fsyncs);
-    if (r == 0)
-        r = r2;
+    m->result = r < 0 ? r : r2;
+}
+
+typedef struct sync_work {
+    ph_spool_msg **msgs;
+    size_t n;
+    size_t next;                /* atomic: the next message to take */
+    unsigned long long fsyncs;  /* atomic */
+} sync_work;
+
+static void *sync_worker(void *arg)
+{
+    sync_work *w = arg;
+    unsigned long long fsyncs = 0;
+    size_t i;
+    while ((i = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED)) < w->n)
+        sync_msg(w->msgs[i], &fsyncs);
+    __atomic_add_fetch(&w->fsyncs, fsyncs, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Every file of the batch fdatasync'd, up to SYNC_THREADS_MAX at once: the device gets the
+ * flushes together (ext4 commits them in one journal transaction) instead of one after another,
+ * which is what bounds a worker's durable rate (2 fdatasyncs per message, ~1 ms each here). */
+static void sync_batch(batch *b, unsigned long long *fsyncs)
+{
+    size_t n = 0;
+    for (ph_spool_msg *m = b->msgs; m; m = m->next)
+        n++;
+    sync_work w = {.msgs = malloc(n * sizeof(*w.msgs)), .n = n};
+    if (!w.msgs) { /* one after another, then */
+        for (ph_spool_msg *m = b->msgs; m; m = m->next)
+            sync_msg(m, fsyncs);
+        return;
+    }
+    size_t k = 0;
+    for (ph_spool_msg *m = b->msgs; m; m = m->next)
+        w.msgs[k++] = m;
+    pthread_t helpers[SYNC_THREADS_MAX - 1];
+    size_t nhelpers = 0;
+    while (nhelpers + 1 < SYNC_THREADS_MAX && nhelpers + 1 < n &&
+           pthread_create(&helpers[nhelpers], NULL, sync_worker, &w) == 0)
+        nhelpers++;
+    sync_worker(&w); /* this thread takes its share too */
+    for (size_t i = 0; i < nhelpers; i++)
+        pthread_join(helpers[i], NULL);
+    *fsyncs += w.fsyncs;
+    free(w.msgs);
+}
+
+/* A durable message renamed into queue/ (the envelope as .new). Worker thread. */
+static int move_to_queue(ph_spool_msg *m)
+{
     char from[80], to[80];
     name_of(from, sizeof(from), m->qid, "msg");
-    if (r == 0 && rename_new(m->sp->incoming_fd, from, m->sp->queue_fd, from) < 0)
-        r = -errno;
-    m->in_queue = r == 0;
+    if (rename_new(m->sp->incoming_fd, from, m->sp->queue_fd, from) < 0)
+        return -errno;
+    m->in_queue = true;
     name_of(from, sizeof(from), m->qid, "env");
     name_of(to, sizeof(to), m->qid, "new");
-    if (r == 0 && renameat(m->sp->incoming_fd, from, m->sp->queue_fd, to) < 0)
-        r = -errno;
-    return r;
+    return renameat(m->sp->incoming_fd, from, m->sp->queue_fd, to) < 0 ? -errno : 0;
 }
 
 /* After the directory fsync: the queue manager may have it now. */
@@ -382,8 +434,10 @@ static void batch_work(void *arg)
     batch *b = arg;
     unsigned long long fsyncs = 0;
     bool any = false;
+    sync_batch(b, &fsyncs);
     for (ph_spool_msg *m = b->msgs; m; m = m->next)
-        any |= (m->result = commit_one(m, &fsyncs)) == 0;
+        if (m->result == 0)
+            any |= (m->result = move_to_queue(m)) == 0;
     if (any) {
         int r = fsync(b->sp->queue_fd) < 0 ? -errno : 0; /* one directory sync for all */
         fsyncs++;
@@ -470,8 +524,12 @@ int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen
         r = write_new(sp->incoming_fd, name, envelope, envlen, &m.envfd);
     }
     unsigned long long fsyncs = 0;
+    if (r == 0) {
+        sync_msg(&m, &fsyncs);
+        r = m.result;
+    }
     if (r == 0)
-        r = commit_one(&m, &fsyncs);
+        r = move_to_queue(&m);
     if (r == 0 && fsync(sp->queue_fd) < 0)
         r = -errno;
     fsyncs++;
