@@ -19,13 +19,14 @@ SHARED = os.environ.get("SMTPBENCH_DIR", os.path.join(ROOT, "..", "shared", "ben
 os.environ.setdefault("BENCH_RESULTS", os.path.join(HERE, "results", "results.jsonl"))
 
 
-def ensure_netns():
-    """Re-executes this script under `unshare -n` so no peer can reach beyond loopback."""
+def ensure_netns(script=None):
+    """Re-executes a script (default: this one; bench/maildir_bench.py passes its own path) with
+    the same arguments under `unshare -n`, so no peer can reach beyond loopback."""
     if os.environ.get("SMTPBENCH_NETNS") == "1":
         return
     env = dict(os.environ, SMTPBENCH_NETNS="1")
     cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-           sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
+           sys.executable, os.path.abspath(script or __file__)] + sys.argv[1:]
     os.execvpe("unshare", cmd, env)
 
 

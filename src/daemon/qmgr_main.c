@@ -24,10 +24,14 @@ void qmgr_control_path(const ph_config *cfg, char *buf, size_t size)
         snprintf(buf, size, "%s/control", cfg->g.queue_dir);
 }
 
+/* The scheduler's and jobs' lines (level 0 error, else info), filtered by log_level as the
+ * SMTP workers' lines are. */
 static void log_line(void *ctx, int level, const char *line)
 {
-    (void)ctx;
-    logbuf_log(level == 0 ? POSTHORN_LOG_ERROR : POSTHORN_LOG_INFO, line, NULL);
+    const ph_config *cfg = ctx;
+    posthorn_log_level l = level == 0 ? POSTHORN_LOG_ERROR : POSTHORN_LOG_INFO;
+    if ((int)l <= cfg->g.log_level)
+        logbuf_log(l, line, NULL);
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
@@ -37,15 +41,13 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
+/* SIGHUP is the supervisor's business (it reloads the tables and replaces this process); here
+ * it must not end the process, as its default action would. */
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
     (void)arg;
-    /* the recipient table is loaded by the parent before forking; a new table arrives with a
-     * restart of the daemon (documented in posthorn.8) */
-    logbuf_log(POSTHORN_LOG_INFO, "event=qmgr_reload result=ignored reason=\"restart to reload domains\"",
-               NULL);
 }
 
 /* Job context from the configuration. */
@@ -83,7 +85,8 @@ static int run_loop(const qmgr_process *p, struct event_base *base)
         ph_qstore_open(cfg->g.queue_dir, &ctx.store, err, sizeof(err)) < 0)
         goto out;
     ph_qmgr_options o = {.spool_dir = cfg->g.queue_dir, .concurrency = cfg->g.queue_concurrency,
-                         .run = ph_job_run, .run_ctx = &ctx, .log = log_line};
+                         .run = ph_job_run, .run_ctx = &ctx, .log = log_line,
+                         .log_ctx = (void *)cfg};
     if (!(q = ph_qmgr_new(base, &o, err, sizeof(err))))
         goto out;
     if (!(cs = control_start(base, p->control_path, q, ctx.store, err, sizeof(err))))
