@@ -25,6 +25,7 @@
 # to y.test at once, reached by slow start from initial_destination_concurrency = 5.
 # default_process_limit = 200, so 50 parallel sessions never wait for a free smtpd.
 set -euo pipefail
+. "$(dirname "$0")/postfix-common.sh"
 CMD=${1:-}; PORT=${2:-2620}
 STATE=${BENCH_STATE:-/var/tmp/smtpbench}/postfix-maildir-issue4
 QUEUE=$STATE/queue
@@ -32,13 +33,6 @@ CONF=$STATE/conf
 MAIL=$STATE/mail
 BOX=$MAIL/box
 
-count_queue() {
-  local n=0
-  for d in incoming active deferred maildrop hold; do
-    [ -d "$QUEUE/$d" ] && n=$((n + $(find "$QUEUE/$d" -type f 2>/dev/null | wc -l)))
-  done
-  echo $n
-}
 
 # Maildir directories as virtual(8) would make them, owned by the delivery user.
 make_box() {
@@ -56,28 +50,8 @@ esac
 
 mkdir -p "$CONF"
 rm -f "$STATE/maillog"
-cat > "$CONF/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $QUEUE
-data_directory = $STATE/data
-myhostname = bench.test
-mydomain = bench.test
-myorigin = bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-smtpd_banner = \$myhostname ESMTP bench-postfix-maildir
-biff = no
-alias_maps =
-alias_database =
-local_recipient_maps =
-relay_domains =
-message_size_limit = 20971520
-maillog_file = $STATE/maillog
-default_process_limit = 200
+{ main_cf_common bench-postfix-maildir
+  cat <<CF
 virtual_mailbox_domains = y.test
 virtual_mailbox_base = $MAIL
 virtual_mailbox_maps = static:box/
@@ -85,35 +59,8 @@ virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 virtual_transport = virtual
 CF
-cat > "$CONF/master.cf" <<CF
-127.0.0.1:$PORT inet n - n - - smtpd
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-virtual   unix  - n n - - virtual
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-CF
-# Queue directories with the owners and modes of /etc/postfix/postfix-files (idempotent); by
-# hand, because `postfix set-permissions` and post-install refuse a config directory that is
-# not listed in /etc/postfix/main.cf (see postfix-tls.sh).
-install -d -o root -g root -m 755 "$QUEUE" "$QUEUE/pid"
-for d in active bounce corrupt defer deferred flush hold incoming private saved trace; do
-  install -d -o postfix -g root -m 700 "$QUEUE/$d"
-done
-install -d -o postfix -g postdrop -m 730 "$QUEUE/maildrop"
-install -d -o postfix -g postdrop -m 710 "$QUEUE/public"
-install -d -o postfix -m 700 "$STATE/data"
+} > "$CONF/main.cf"
+master_cf "virtual   unix  - n n - - virtual" > "$CONF/master.cf"
+make_queue_dirs
 make_box
 exec /usr/lib/postfix/sbin/master -c "$CONF" -s

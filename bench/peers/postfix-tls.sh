@@ -22,6 +22,7 @@
 # BENCH_STATE must lie under /var (maillog_file_prefixes): elsewhere master exits at start with
 # its fatal error sent only to syslog.
 set -euo pipefail
+. "$(dirname "$0")/postfix-common.sh"
 VARIANT=$1; CMD=$2; PORT=${3:-2610}
 case "$VARIANT" in
   disk)  STATE=${BENCH_STATE:-/var/tmp/smtpbench}/postfix-tls-disk; QUEUE=$STATE/queue ;;
@@ -31,13 +32,6 @@ case "$VARIANT" in
 esac
 CONF=$STATE/conf
 
-count_queue() {
-  local n=0
-  for d in incoming active deferred maildrop hold; do
-    [ -d "$QUEUE/$d" ] && n=$((n + $(find "$QUEUE/$d" -type f 2>/dev/null | wc -l)))
-  done
-  echo $n
-}
 
 case "$CMD" in
 queued) count_queue; exit 0 ;;
@@ -52,63 +46,16 @@ esac
 
 mkdir -p "$CONF"
 rm -f "$STATE/maillog"
-cat > "$CONF/main.cf" <<CF
-compatibility_level = 3.6
-queue_directory = $QUEUE
-data_directory = $STATE/data
-myhostname = bench.test
-mydomain = bench.test
-myorigin = bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-smtpd_banner = \$myhostname ESMTP bench-postfix-tls
-biff = no
-alias_maps =
-alias_database =
-local_recipient_maps =
-relay_domains =
-message_size_limit = 20971520
-maillog_file = $STATE/maillog
+{ main_cf_common bench-postfix-tls
+  cat <<CF
 default_transport = discard:bench
 relay_transport = discard:bench
-default_process_limit = 200
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = $BENCH_TLS_CERT
 smtpd_tls_key_file = $BENCH_TLS_KEY
 smtpd_tls_loglevel = 0
 CF
-cat > "$CONF/master.cf" <<CF
-127.0.0.1:$PORT inet n - n - - smtpd
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-tlsmgr    unix  - - n 1000? 1 tlsmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-CF
-# Queue directories with the owners and modes of /etc/postfix/postfix-files (idempotent). Done by
-# hand: `postfix -c DIR set-permissions` and post-install refuse a config directory that is not
-# listed in /etc/postfix/main.cf (absent on a "No configuration" install), and we must not edit it.
-install -d -o root -g root -m 755 "$QUEUE" "$QUEUE/pid"
-for d in active bounce corrupt defer deferred flush hold incoming private saved trace; do
-  install -d -o postfix -g root -m 700 "$QUEUE/$d"
-done
-install -d -o postfix -g postdrop -m 730 "$QUEUE/maildrop"
-install -d -o postfix -g postdrop -m 710 "$QUEUE/public"
-install -d -o postfix -m 700 "$STATE/data"
+} > "$CONF/main.cf"
+master_cf "tlsmgr    unix  - - n 1000? 1 tlsmgr" > "$CONF/master.cf"
+make_queue_dirs
 exec /usr/lib/postfix/sbin/master -c "$CONF" -s

@@ -414,8 +414,8 @@ static int lookup(ph_qmgr *q, const char *qid, entry **out)
     return 0;
 }
 
-/* Runs the message now in the given mode (after the running job, if one runs). */
-static void run_now(ph_qmgr *q, entry *e, ph_job_mode mode)
+/* Marks the message to run now in the given mode (after the running job, if one runs). */
+static void schedule_now(ph_qmgr *q, entry *e, ph_job_mode mode)
 {
     e->mode = mode;
     e->due = 0;
@@ -423,6 +423,11 @@ static void run_now(ph_qmgr *q, entry *e, ph_job_mode mode)
         e->kick = true;
     else
         make_ready(q, e);
+}
+
+static void run_now(ph_qmgr *q, entry *e, ph_job_mode mode)
+{
+    schedule_now(q, e, mode);
     dispatch(q);
 }
 
@@ -437,14 +442,8 @@ int ph_qmgr_flush(ph_qmgr *q, const char *qid)
     }
     for (size_t i = 0; i < q->nbuckets; i++)
         for (entry *e = q->buckets[i]; e; e = e->next)
-            if (!e->held) {
-                e->mode = PH_JOB_FLUSH;
-                e->due = 0;
-                if (e->active)
-                    e->kick = true;
-                else
-                    make_ready(q, e);
-            }
+            if (!e->held)
+                schedule_now(q, e, PH_JOB_FLUSH);
     dispatch(q);
     return 0;
 }

@@ -2,6 +2,7 @@
  * qstore.c - committed messages in queue/ (see qstore.h). Owns the directory descriptors.
  */
 #include "queue/qstore.h"
+#include "queue/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,31 +20,14 @@ struct ph_qstore {
     int corrupt_fd;
 };
 
-static int open_dir(const char *dir, const char *sub, char *err, size_t errlen)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, sub);
-    if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-        int e = errno;
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(e));
-        return -e;
-    }
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
-        return -e;
-    }
-    return fd;
-}
 
 int ph_qstore_open(const char *dir, ph_qstore **out, char *err, size_t errlen)
 {
     ph_qstore *qs = malloc(sizeof(*qs));
     if (!qs)
         return -ENOMEM;
-    qs->queue_fd = open_dir(dir, "queue", err, errlen);
-    qs->corrupt_fd = qs->queue_fd < 0 ? -1 : open_dir(dir, "corrupt", err, errlen);
+    qs->queue_fd = ph_open_subdir(dir, "queue", err, errlen);
+    qs->corrupt_fd = qs->queue_fd < 0 ? -1 : ph_open_subdir(dir, "corrupt", err, errlen);
     if (qs->queue_fd < 0 || qs->corrupt_fd < 0) {
         int r = qs->queue_fd < 0 ? qs->queue_fd : qs->corrupt_fd;
         ph_qstore_close(qs);
@@ -192,19 +176,6 @@ int ph_qstore_load(ph_qstore *qs, const char *qid, ph_envelope **out, char *err,
     return r;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int ph_qstore_save(ph_qstore *qs, const ph_envelope *e)
 {
@@ -222,7 +193,7 @@ int ph_qstore_save(ph_qstore *qs, const ph_envelope *e)
         free(text);
         return r;
     }
-    r = write_all(fd, text, len);
+    r = ph_write_all(fd, text, len);
     free(text);
     if (r == 0 && fdatasync(fd) < 0)
         r = -errno;

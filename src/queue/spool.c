@@ -13,6 +13,7 @@
  * batches and every message handed to ph_spool_commit.
  */
 #include "queue/spool.h"
+#include "queue/fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,19 +63,6 @@ struct ph_spool {
 
 /* ---- small I/O helpers ----------------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static void name_of(char *buf, size_t len, const char *qid, const char *ext)
 {
@@ -137,23 +125,6 @@ static void remove_orphans(int dirfd)
     closedir(d);
 }
 
-static int open_subdir(const char *dir, const char *sub, char *err, size_t errlen)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, sub);
-    if (mkdir(path, 0750) < 0 && errno != EEXIST) {
-        int e = errno;
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(e));
-        return -e;
-    }
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
-        return -e;
-    }
-    return fd;
-}
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
@@ -176,12 +147,12 @@ int ph_spool_open(const char *dir, struct event_base *base, ph_spool_offload_fn 
     } else if (!(sp->dir = strdup(dir)) ||
                (base && !(sp->flush_ev = event_new(base, -1, 0, flush_cb, sp)))) {
         r = -ENOMEM;
-    } else if ((sp->incoming_fd = open_subdir(dir, "incoming", err, errlen)) < 0 ||
-               (sp->queue_fd = open_subdir(dir, "queue", err, errlen)) < 0) {
+    } else if ((sp->incoming_fd = ph_open_subdir(dir, "incoming", err, errlen)) < 0 ||
+               (sp->queue_fd = ph_open_subdir(dir, "queue", err, errlen)) < 0) {
         r = sp->incoming_fd < 0 ? sp->incoming_fd : sp->queue_fd;
     } else {
         char tmp[256];
-        int c = open_subdir(dir, "corrupt", tmp, sizeof(tmp));
+        int c = ph_open_subdir(dir, "corrupt", tmp, sizeof(tmp));
         if (c >= 0)
             close(c);
         if (recover) {
@@ -252,7 +223,7 @@ ph_spool_msg *ph_spool_begin(ph_spool *sp, const char *qid)
 static int flush_buffer(ph_spool_msg *m)
 {
     if (!m->error && m->blen)
-        m->error = write_all(m->fd, m->buf, m->blen);
+        m->error = ph_write_all(m->fd, m->buf, m->blen);
     m->blen = 0;
     return m->error;
 }
@@ -265,7 +236,7 @@ int ph_spool_append(ph_spool_msg *m, const void *data, size_t len)
         if (flush_buffer(m) < 0)
             return m->error;
         if (len > sizeof(m->buf)) /* big pieces go straight to the file */
-            return m->error = write_all(m->fd, data, len);
+            return m->error = ph_write_all(m->fd, data, len);
     }
     memcpy(m->buf + m->blen, data, len);
     m->blen += len;
@@ -300,7 +271,7 @@ static int write_envelope(ph_spool_msg *m, const char *env, size_t len)
     m->envfd = openat(m->sp->incoming_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (m->envfd < 0)
         return -errno;
-    return write_all(m->envfd, env, len);
+    return ph_write_all(m->envfd, env, len);
 }
 
 int ph_spool_commit(ph_spool_msg *m, const char *envelope, size_t len, ph_spool_done_fn done,
@@ -508,7 +479,7 @@ static int write_new(int dirfd, const char *name, const char *data, size_t len, 
     *fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (*fd < 0)
         return -errno;
-    return write_all(*fd, data, len);
+    return ph_write_all(*fd, data, len);
 }
 
 int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen,
