@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "server_internal.h"
+#include "proto/date.h"
 #include "proto/qid.h"
 
 #define LOG_SID "sid=%016llx"
@@ -28,19 +29,6 @@ static void make_queue_id(posthorn_server *srv, char *out)
     ph_qid_format(out, usec, (unsigned)srv->pid, srv->qid_counter++);
 }
 
-/* RFC 5322 date-time in UTC, e.g. "Tue, 24 Nov 2026 00:30:00 +0000". */
-static void rfc5322_date(char *buf, size_t len)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
 static void client_literal(const posthorn_session *s, char *buf, size_t len)
 {
     if (!s->client_ip[0])
@@ -56,7 +44,7 @@ static int build_received(posthorn_session *s, char *buf, size_t len)
 {
     const smtp_txn *t = smtp_session_txn(s->core);
     char date[64], lit[80], forpart[300] = "";
-    rfc5322_date(date, sizeof(date));
+    ph_format_date((int64_t)time(NULL), date, sizeof(date));
     client_literal(s, lit, sizeof(lit));
     char tls[200] = "";
     if (t->rcpt_count == 1 && strlen(t->rcpts[0]) < 280) /* name one recipient only */

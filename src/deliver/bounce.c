@@ -14,6 +14,7 @@
  */
 #include "deliver/bounce.h"
 #include "proto/base64.h"
+#include "proto/date.h"
 #include "proto/strbuf.h"
 
 #include <errno.h>
@@ -257,21 +258,6 @@ static void put_addr_value(builder *b, const char *addr)
 
 /* --- formatting ------------------------------------------------------------------------------ */
 
-/* RFC 5322 3.3 date-time in UTC; t is validated (0 .. year 9999). */
-static void format_date(int64_t t, char *buf, size_t len)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (gmtime_r(&tt, &tm) == NULL) /* cannot happen for validated times; stay well-formed */
-        memset(&tm, 0, sizeof(tm));
-    snprintf(buf, len, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7],
-             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec);
-}
-
 /*
  * Appends one line-wrapped run of words (separated by single spaces; value from a cleaner):
  * a word goes on the next line when this one would pass `width` (never before the first word,
@@ -347,7 +333,7 @@ static void put_field_clean(builder *b, const char *name, const char *prefix, co
 static void put_date_field(builder *b, const char *name, int64_t t)
 {
     char date[64];
-    format_date(t, date, sizeof(date));
+    ph_format_date(t, date, sizeof(date));
     put_field(b, name, date);
 }
 
