@@ -33,5 +33,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
+int cmd_sendmail(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 #endif

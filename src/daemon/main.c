@@ -19,6 +19,8 @@ static const char main_help[] =
     "  passwd    print a password file line USER:HASH (password read from stdin)\n"
     "  config    check or dump a configuration file (posthorn config --help)\n"
     "  queue     list and manage the durable queue (posthorn queue --help)\n"
+    "  send      queue a message from standard input: posthorn send RCPT...\n"
+    "  sendmail  the sendmail-compatible command (-t -i -f ADDR; also as `sendmail`)\n"
     "\n"
     "  posthorn --help       this help\n"
     "  posthorn --version    print the version\n"
@@ -27,6 +29,15 @@ static const char main_help[] =
 
 int main(int argc, char **argv)
 {
+    /* installed as sendmail (or mailq) through a link: the traditional interfaces */
+    const char *self = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    self = self ? self + 1 : (argc > 0 ? argv[0] : "");
+    if (strcmp(self, "sendmail") == 0)
+        return cmd_sendmail(argc, argv);
+    if (strcmp(self, "mailq") == 0) {
+        char *qargv[] = {"queue", "list", NULL};
+        return cmd_queue(2, qargv);
+    }
     if (argc < 2)
         return cmd_sink(argc, argv);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -48,6 +59,10 @@ int main(int argc, char **argv)
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(argv[1], "queue") == 0)
         return cmd_queue(argc - 1, argv + 1);
+    if (strcmp(argv[1], "sendmail") == 0)
+        return cmd_sendmail(argc - 1, argv + 1);
+    if (strcmp(argv[1], "send") == 0)
+        return cmd_send(argc - 1, argv + 1);
     fprintf(stderr, "posthorn: unknown command '%s'\n%s", argv[1], main_help);
     return 2;
 }

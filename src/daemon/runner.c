@@ -81,6 +81,13 @@ static int lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gi
     return 0;
 }
 
+int runner_ids_for(const char *user, const char *group, uid_t *uid, gid_t *gid)
+{
+    if (!user || !*user || geteuid() != 0)
+        return 1;
+    return lookup_ids(user, group && *group ? group : NULL, uid, gid) < 0 ? -1 : 0;
+}
+
 int runner_chown_for(const char *user, const char *group, const char *path)
 {
     uid_t uid;

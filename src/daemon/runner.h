@@ -7,6 +7,8 @@
 #ifndef POSTHORN_DAEMON_RUNNER_H
 #define POSTHORN_DAEMON_RUNNER_H
 
+#include <sys/types.h>
+
 #include "posthorn/posthorn.h"
 
 typedef struct runner_config {
@@ -33,6 +35,9 @@ typedef struct runner_config {
     void *reload_arg;
 } runner_config;
 
+/* The uid/gid the server will run as: 0 with them set, 1 when nothing changes (not root or no
+ * user), -1 when the user or group does not exist (logged). */
+int runner_ids_for(const char *user, const char *group, uid_t *uid, gid_t *gid);
 /* Gives path to the user/group the server will run as (no-op when not root or no user). */
 int runner_chown_for(const char *user, const char *group, const char *path);
 

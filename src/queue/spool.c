@@ -58,6 +58,8 @@ struct ph_spool {
     void *offload_ctx;
     ph_spool_msg *pending, **pending_tail;
     bool in_flight;
+    bool chown;                 /* give stored files to owner_uid/owner_gid */
+    unsigned owner_uid, owner_gid;
     ph_spool_stats stats;
 };
 
@@ -482,6 +484,13 @@ static int write_new(int dirfd, const char *name, const char *data, size_t len, 
     return ph_write_all(*fd, data, len);
 }
 
+void ph_spool_set_owner(ph_spool *sp, unsigned uid, unsigned gid)
+{
+    sp->chown = true;
+    sp->owner_uid = uid;
+    sp->owner_gid = gid;
+}
+
 int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen,
                    const char *envelope, size_t envlen)
 {
@@ -495,6 +504,10 @@ int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen
         r = write_new(sp->incoming_fd, name, envelope, envlen, &m.envfd);
     }
     unsigned long long fsyncs = 0;
+    if (r == 0 && sp->chown &&
+        (fchown(m.fd, sp->owner_uid, sp->owner_gid) < 0 ||
+         fchown(m.envfd, sp->owner_uid, sp->owner_gid) < 0))
+        r = -errno;
     if (r == 0) {
         sync_msg(&m, &fsyncs);
         r = m.result;

@@ -72,6 +72,9 @@ int ph_spool_commit(ph_spool_msg *m, const char *envelope, size_t len, ph_spool_
  */
 int ph_spool_store(ph_spool *sp, const char *qid, const char *msg, size_t msglen,
                    const char *envelope, size_t envlen);
+/* Files stored from now on get this owner before they are published (a root `posthorn
+ * sendmail` writing for a daemon that runs as another user). */
+void ph_spool_set_owner(ph_spool *sp, unsigned uid, unsigned gid);
 
 ph_spool_stats ph_spool_get_stats(const ph_spool *sp);
 /* Number of committed messages in queue/ (a directory scan; for tools and tests). */
