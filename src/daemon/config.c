@@ -1,15 +1,16 @@
 /*
- * config.c - posthorn.conf(5): the line parser, sections ([listener NAME], [domain NAME]),
- * listener resolution (overrides, role defaults), the error list, `dump` and the public API of
- * config.h. The parameter table, the value types and checks, the maildir expansion and the
- * cross-field checks are in config_table.c; the two share config_internal.h.
+ * config.c - posthorn.conf(5): the line parser (logical lines, keys and their scopes), the
+ * error list, `dump` and the public API of config.h. Section headers, resolution, the
+ * cross-field checks and the relay lookups are in config_sections.c; the parameter table, the
+ * value types and checks, the maildir expansion and the relay and forwarder readers in
+ * config_table.c; the three share config_internal.h.
  *
  * Owns the ph_config it builds (every string is a heap copy) until ph_config_free(). Fails by
  * collecting "FILE:LINE: message" errors and handing out no config; nothing is ignored or
  * clamped. Any byte sequence is safe input: lines with control bytes are refused, logical
  * lines, lists, sections and stored errors are capped (config.h), numbers are overflow-checked,
  * so time and memory stay O(input). Needs only libc (no libevent): the fuzzer links it alone
- * with config_table.c.
+ * with config_table.c and config_sections.c.
  */
 #ifndef _GNU_SOURCE
 #define _POSIX_C_SOURCE 200809L /* strdup, open_memstream when built standalone */
@@ -106,187 +107,7 @@ void ph_config_errors_free(ph_config_errors *errs)
 
 /* ---- the parser ------------------------------------------------------------------------- */
 
-typedef struct parser {
-    ph_config *cfg;
-    ph_config_errors *errs;
-    section cur;                /* where keys go: the global scope, a listener or a domain */
-    ph_config_listener scratch; /* a bad or surplus section: its keys are checked, then dropped */
-    ph_config_domain scratch_domain; /* the same for [domain] headers */
-    bool listener_headers;      /* a section header other than [domain ...] was seen */
-    bool oom;
-    char *text;                 /* the logical line being gathered (continuations joined) */
-    size_t len, cap;
-    unsigned text_line;         /* where it started */
-    bool pending, poisoned;     /* a line is gathered; it had an error and will be dropped */
-} parser;
-
 #define perr(st, line, ...) ph_cfg_errs_add((st)->errs, (st)->cfg->file, (line), __VA_ARGS__)
-
-/* Sets every parameter of a section to its table default. */
-static void init_defaults(parser *st, section sec)
-{
-    char why[256];
-    for (size_t i = 0; i < ph_cfg_nparams; i++) {
-        const param *p = &ph_cfg_params[i];
-        if (!in_scope(p, sec.kind) || !p->def)
-            continue;
-        void *slot = ph_cfg_slot(st->cfg, sec, p);
-        int r = ph_cfg_types[p->type].parse(p, p->def, slot, why, sizeof(why));
-        if (r == NOMEM)
-            st->oom = true;
-        else if (r != 0) /* a bug in the table; the unit tests load the defaults */
-            perr(st, 0, "internal error: default of %s: %s", p->name, why);
-    }
-}
-
-/* Frees the values of a section (not its name). */
-static void release_section(const ph_config *cfg, section sec)
-{
-    for (size_t i = 0; i < ph_cfg_nparams; i++)
-        if (in_scope(&ph_cfg_params[i], sec.kind))
-            ph_cfg_release_value(&ph_cfg_params[i], ph_cfg_slot(cfg, sec, &ph_cfg_params[i]));
-}
-
-/* Sends the keys that follow to a fresh scratch section of this kind. */
-static void enter_scratch(parser *st, pscope kind)
-{
-    if (kind == S_DOMAIN) {
-        release_section(st->cfg, domain_section(&st->scratch_domain));
-        memset(&st->scratch_domain, 0, sizeof(st->scratch_domain));
-        st->cur = domain_section(&st->scratch_domain);
-    } else {
-        release_section(st->cfg, listener_section(&st->scratch));
-        memset(&st->scratch, 0, sizeof(st->scratch));
-        st->cur = listener_section(&st->scratch);
-    }
-    init_defaults(st, st->cur);
-}
-
-/* The array v of n elements of size bytes with room for one more: arrays grow by doubling, so
- * they need to move only when n is 0 or a power of 2. NULL if out of memory (v is kept). */
-static void *room_for_one_more(void *v, size_t n, size_t size)
-{
-    return n & (n - 1) ? v : realloc(v, (n ? 2 * n : 1) * size);
-}
-
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    return n <= 64 && only_chars(s, n, "_-");
-}
-
-static void add_listener(parser *st, const char *name, unsigned line)
-{
-    ph_config *cfg = st->cfg;
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        if (strcmp(cfg->listeners[i].name, name) == 0) {
-            perr(st, line, "duplicate listener name '%s' (first at line %u)", name,
-                 cfg->listeners[i].line);
-            return;
-        }
-    if (cfg->nlisteners == PH_CONFIG_MAX_LISTENERS) {
-        perr(st, line, "more than %d [listener] sections", PH_CONFIG_MAX_LISTENERS);
-        return;
-    }
-    size_t n = cfg->nlisteners;
-    char *copy = strdup(name);
-    ph_config_listener *v = copy ? room_for_one_more(cfg->listeners, n, sizeof(*v)) : NULL;
-    if (!copy || !v) { /* the keys that follow go to the scratch listener */
-        free(copy);
-        st->oom = true;
-        return;
-    }
-    cfg->listeners = v;
-    memset(&v[n], 0, sizeof(v[n]));
-    v[n].name = copy;
-    v[n].line = line;
-    cfg->nlisteners++;
-    st->cur = listener_section(&v[n]);
-    init_defaults(st, st->cur);
-}
-
-/* [domain NAME]: NAME is stored lowercased. The cap is checked before the duplicates, so a
- * flood of headers past it costs O(1) each. */
-static void add_domain(parser *st, char *name, unsigned line)
-{
-    ph_config *cfg = st->cfg;
-    const ph_config_domain *first;
-    qbuf q;
-    if (!ph_cfg_domain_name_ok(name)) {
-        perr(st, line, "bad domain name '%s' (letters, digits, '-' and '.', at most 253 bytes; "
-             "labels of 1 to 63, not starting or ending with '-')", ph_cfg_quote(&q, name));
-        return;
-    }
-    for (char *c = name; *c; c++)
-        *c = ascii_lower(*c);
-    if (cfg->ndomains == PH_CONFIG_MAX_DOMAINS) {
-        perr(st, line, "more than %d [domain] sections", PH_CONFIG_MAX_DOMAINS);
-        return;
-    }
-    if ((first = ph_config_find_domain(cfg, name))) {
-        perr(st, line, "duplicate domain '%s' (first at line %u)", name, first->line);
-        return;
-    }
-    size_t n = cfg->ndomains;
-    char *copy = strdup(name);
-    ph_config_domain *v = copy ? room_for_one_more(cfg->domains, n, sizeof(*v)) : NULL;
-    if (!copy || !v) { /* the keys that follow go to the scratch domain */
-        free(copy);
-        st->oom = true;
-        return;
-    }
-    cfg->domains = v;
-    memset(&v[n], 0, sizeof(v[n]));
-    v[n].name = copy;
-    v[n].line = line;
-    cfg->ndomains++;
-    st->cur = domain_section(&v[n]);
-    init_defaults(st, st->cur);
-}
-
-static char *trim(char *s)
-{
-    while (is_blank(*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && is_blank(s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
-/* "[listener NAME]" or "[domain NAME]". Whatever goes wrong, the keys that follow go to a
- * scratch section of the kind the header names (listener if it names none), so they are still
- * checked but a typo in a header does not cascade into scope errors. */
-static void do_section(parser *st, char *text, unsigned line)
-{
-    size_t n = strlen(text);
-    bool closed = n >= 2 && text[n - 1] == ']';
-    qbuf q;
-    if (!closed) /* reported before the text is cut into kind and name */
-        perr(st, line, "bad section header '%s' (expected [listener NAME] or [domain NAME])",
-             ph_cfg_quote(&q, text));
-    else
-        text[n - 1] = '\0';
-    char *kind = trim(text + 1), *name = kind + strcspn(kind, " \t");
-    if (*name)
-        *name++ = '\0';
-    name = trim(name);
-    bool domain = strcmp(kind, "domain") == 0;
-    st->listener_headers |= !domain;
-    enter_scratch(st, domain ? S_DOMAIN : S_LISTENER);
-    if (!closed)
-        return;
-    if (domain)
-        add_domain(st, name, line);
-    else if (strcmp(kind, "listener") != 0)
-        perr(st, line, "unknown section type '%s' (expected [listener NAME] or [domain NAME])",
-             ph_cfg_quote(&q, kind));
-    else if (!valid_name(name))
-        perr(st, line, "bad listener name '%s' (1 to 64 letters, digits, '_' and '-')",
-             ph_cfg_quote(&q, name));
-    else
-        add_listener(st, name, line);
-}
 
 /* Edit distance of a and b, both at most 64 bytes: for "did you mean". */
 static size_t distance(const char *a, const char *b)
@@ -338,21 +159,38 @@ static void unknown_key(parser *st, const char *key, unsigned line)
         perr(st, line, "unknown parameter '%s'", ph_cfg_quote(&q, key));
 }
 
-static bool scope_ok(parser *st, const param *p, unsigned line)
+/* "[listener NAME] or [relay NAME]": the sections of the kinds in scopes. */
+static const char *section_names(unsigned scopes, char *buf, size_t size)
 {
-    pscope here = st->cur.kind;
-    const char *here_word = here == S_DOMAIN ? "domain" : "listener";
-    if (in_scope(p, here))
-        return true;
-    if (here == S_GLOBAL || p->scope == S_DOMAIN) /* p has a section of its own */
-        perr(st, line, "%s: only allowed in a [%s NAME] section", p->name,
-             p->scope == S_DOMAIN ? "domain" : "listener");
-    else if (p->scope == S_GLOBAL)
-        perr(st, line, "%s: a global parameter, not allowed in a [%s] section", p->name,
-             here_word);
+    static const struct {
+        pscope kind;
+        const char *name;
+    } names[] = {{S_LISTENER, "[listener NAME]"}, {S_DOMAIN, "[domain NAME]"},
+                 {S_RELAY, "[relay NAME]"}};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (scopes & names[i].kind)
+            used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? " or " : "",
+                                     names[i].name);
+    return buf;
+}
+
+/* key is a parameter, but of none of the scopes here. */
+static void scope_error(parser *st, const char *key, unsigned line)
+{
+    static const char *const here_words[] = {[S_LISTENER] = "listener", [S_DOMAIN] = "domain",
+                                             [S_RELAY] = "relay"};
+    unsigned scopes = ph_cfg_scopes_of(key);
+    char sections[64];
+    if (st->cur.kind == S_GLOBAL || !(scopes & S_BOTH)) /* key has sections of its own */
+        perr(st, line, "%s: only allowed in a %s section", key,
+             section_names(scopes, sections, sizeof(sections)));
+    else if (scopes == S_GLOBAL)
+        perr(st, line, "%s: a global parameter, not allowed in a [%s] section", key,
+             here_words[st->cur.kind]);
     else
-        perr(st, line, "%s: not allowed in a [%s] section", p->name, here_word);
-    return false;
+        perr(st, line, "%s: not allowed in a [%s] section", key, here_words[st->cur.kind]);
 }
 
 /* Parses value into slot. The first good line of a list replaces its default; a bad one
@@ -384,13 +222,14 @@ static void do_key(parser *st, char *text, unsigned line)
     }
     *eq = '\0';
     char *key = trim(text), *value = trim(eq + 1);
-    const param *p = ph_cfg_find_param(key);
+    const param *p = ph_cfg_find_param_in(key, st->cur.kind);
     if (!p) {
-        unknown_key(st, key, line);
+        if (ph_cfg_find_param(key))
+            scope_error(st, key, line);
+        else
+            unknown_key(st, key, line);
         return;
     }
-    if (!scope_ok(st, p, line))
-        return;
     unsigned *first = &ph_cfg_set_lines(st->cfg, st->cur)[p - ph_cfg_params];
     if (*first && p->type != T_LIST) {
         perr(st, line, "%s: set twice (first at line %u)", p->name, *first);
@@ -400,13 +239,16 @@ static void do_key(parser *st, char *text, unsigned line)
         perr(st, line, "%s: missing value", p->name);
         return;
     }
-    int r = parse_value(p, value, ph_cfg_slot(st->cfg, st->cur, p), !*first, why, sizeof(why));
+    void *slot = ph_cfg_slot(st->cfg, st->cur, p);
+    size_t before = p->type == T_LIST && *first ? ((const ph_strlist *)slot)->n : 0;
+    int r = parse_value(p, value, slot, !*first, why, sizeof(why));
     if (r == NOMEM)
         st->oom = true;
     else if (r == BAD)
         perr(st, line, "%s: %s", p->name, why);
     else if (!*first)
         *first = line;
+    ph_cfg_key_parsed(st, p, r, before, line);
 }
 
 /* Processes the gathered logical line, if any and if it had no error, and forgets it. */
@@ -414,7 +256,7 @@ static void flush(parser *st)
 {
     if (st->pending && !st->poisoned) {
         if (st->text[0] == '[')
-            do_section(st, st->text, st->text_line);
+            ph_cfg_do_section(st, st->text, st->text_line);
         else
             do_key(st, st->text, st->text_line);
     }
@@ -517,41 +359,13 @@ static void read_lines(parser *st, const char *buf, size_t len)
     flush(st);
 }
 
-/* ---- resolution ------------------------------------------------------------------------- */
-
-/* Inherits every overridable value not set in the section, then applies the role defaults
- * (after inheriting: the default tls mode depends on the effective tls_cert). */
-static void resolve_listener(parser *st, ph_config_listener *l)
-{
-    section sec = listener_section(l);
-    for (size_t i = 0; i < ph_cfg_nparams; i++) {
-        const param *p = &ph_cfg_params[i];
-        if (p->scope == S_BOTH && !l->set_line[i] &&
-            ph_cfg_copy_value(p, ph_cfg_slot(st->cfg, sec, p),
-                              ph_cfg_slot(st->cfg, global_section(), p)) != 0)
-            st->oom = true;
-    }
-    for (size_t i = 0; i < ph_cfg_nparams; i++) {
-        const param *p = &ph_cfg_params[i];
-        if (p->def || l->set_line[i])
-            continue;
-        int v = p->role_def[l->role];
-        if (v < 0) /* tls: starttls when there is a certificate */
-            v = *l->s.tls_cert ? PH_TLS_STARTTLS : PH_TLS_NONE;
-        if (p->type == T_BOOL)
-            *(bool *)ph_cfg_slot(st->cfg, sec, p) = v != 0;
-        else
-            *(int *)ph_cfg_slot(st->cfg, sec, p) = v;
-    }
-}
+/* ---- after the last line --------------------------------------------------------------- */
 
 static void finish(parser *st)
 {
-    for (size_t i = 0; i < st->cfg->nlisteners; i++)
-        resolve_listener(st, &st->cfg->listeners[i]);
-    if (st->oom)
-        return;
-    ph_cfg_check(st->cfg, st->errs, st->listener_headers);
+    ph_cfg_resolve(st);
+    if (!st->oom && ph_cfg_check(st) < 0)
+        st->oom = true;
 }
 
 /* ---- public API ------------------------------------------------------------------------- */
@@ -560,17 +374,22 @@ void ph_config_free(ph_config *cfg)
 {
     if (!cfg)
         return;
-    release_section(cfg, global_section());
+    ph_cfg_release_section(cfg, global_section());
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        release_section(cfg, listener_section(&cfg->listeners[i]));
+        ph_cfg_release_section(cfg, listener_section(&cfg->listeners[i]));
         free(cfg->listeners[i].name);
     }
     for (size_t i = 0; i < cfg->ndomains; i++) {
-        release_section(cfg, domain_section(&cfg->domains[i]));
+        ph_cfg_release_section(cfg, domain_section(&cfg->domains[i]));
         free(cfg->domains[i].name);
+    }
+    for (size_t i = 0; i < cfg->nrelays; i++) {
+        ph_cfg_release_section(cfg, relay_section(&cfg->relays[i]));
+        free(cfg->relays[i].name);
     }
     free(cfg->listeners);
     free(cfg->domains);
+    free(cfg->relays);
     free(cfg->file);
     free(cfg);
 }
@@ -586,10 +405,11 @@ int ph_config_parse(const char *name, const char *buf, size_t len, ph_config **o
         free(st.cfg);
         return -ENOMEM;
     }
-    init_defaults(&st, global_section());
+    ph_cfg_init_defaults(&st, global_section());
     read_lines(&st, buf, len);
-    release_section(st.cfg, listener_section(&st.scratch));
-    release_section(st.cfg, domain_section(&st.scratch_domain));
+    ph_cfg_release_section(st.cfg, listener_section(&st.scratch));
+    ph_cfg_release_section(st.cfg, domain_section(&st.scratch_domain));
+    ph_cfg_release_section(st.cfg, relay_section(&st.scratch_relay));
     free(st.text);
     if (!st.oom)
         finish(&st);
@@ -699,6 +519,10 @@ int ph_config_dump(const ph_config *cfg, FILE *out, bool only_set)
         fprintf(out, "\n[domain %s]\n", cfg->domains[i].name);
         dump_section(cfg, domain_section(&cfg->domains[i]), only_set, out);
     }
+    for (size_t i = 0; i < cfg->nrelays; i++) {
+        fprintf(out, "\n[relay %s]\n", cfg->relays[i].name);
+        dump_section(cfg, relay_section(&cfg->relays[i]), only_set, out);
+    }
     return fflush(out) != 0 || ferror(out) ? -EIO : 0;
 }
 
@@ -725,15 +549,6 @@ const ph_config_listener *ph_config_find_listener(const ph_config *cfg, const ch
         if (strcmp(cfg->listeners[i].name, name) == 0)
             return &cfg->listeners[i];
     return NULL;
-}
-
-/* Whether a and b are equal, ASCII letters compared case-insensitively. */
-static bool ascii_case_equal(const char *a, const char *b)
-{
-    for (; *a; a++, b++)
-        if (ascii_lower(*a) != ascii_lower(*b)) /* also when b ends first */
-            return false;
-    return *b == '\0';
 }
 
 const ph_config_domain *ph_config_find_domain(const ph_config *cfg, const char *name)
@@ -777,42 +592,54 @@ static int print_value(const ph_config *cfg, section sec, const param *p, char *
 int ph_config_value(const ph_config *cfg, const ph_config_listener *l, const char *key,
                     char *buf, size_t size)
 {
-    const param *p = ph_cfg_find_param(key);
+    const param *p = ph_cfg_find_param_in(key, l ? S_BOTH : S_GLOBAL);
     if (!p)
-        return -ENOENT;
-    if (p->scope == S_DOMAIN || (!l && !in_scope(p, S_GLOBAL)))
-        return -EINVAL;
+        return ph_cfg_find_param(key) ? -EINVAL : -ENOENT;
     return print_value(cfg, listener_section(l), p, buf, size);
 }
 
 int ph_config_domain_value(const ph_config *cfg, const ph_config_domain *d, const char *key,
                            char *buf, size_t size)
 {
-    const param *p = ph_cfg_find_param(key);
+    const param *p = ph_cfg_find_param_in(key, S_DOMAIN);
     if (!p)
-        return -ENOENT;
-    return p->scope == S_DOMAIN ? print_value(cfg, domain_section(d), p, buf, size) : -EINVAL;
+        return ph_cfg_find_param(key) ? -EINVAL : -ENOENT;
+    return print_value(cfg, domain_section(d), p, buf, size);
+}
+
+int ph_config_relay_value(const ph_config *cfg, const ph_config_relay *r, const char *key,
+                          char *buf, size_t size)
+{
+    const param *p = ph_cfg_find_param_in(key, S_RELAY);
+    if (!p)
+        return ph_cfg_find_param(key) ? -EINVAL : -ENOENT;
+    return print_value(cfg, relay_section(r), p, buf, size);
 }
 
 unsigned ph_config_set_line(const ph_config *cfg, const ph_config_listener *l, const char *key)
 {
-    const param *p = ph_cfg_find_param(key);
     section sec = listener_section(l);
-    if (!p || !in_scope(p, sec.kind))
-        return 0;
-    return ph_cfg_set_lines(cfg, sec)[p - ph_cfg_params];
+    const param *p = ph_cfg_find_param_in(key, sec.kind);
+    return p ? ph_cfg_set_lines(cfg, sec)[p - ph_cfg_params] : 0;
 }
 
 unsigned ph_config_domain_set_line(const ph_config_domain *d, const char *key)
 {
-    const param *p = ph_cfg_find_param(key);
-    return p && p->scope == S_DOMAIN ? d->set_line[p - ph_cfg_params] : 0;
+    const param *p = ph_cfg_find_param_in(key, S_DOMAIN);
+    return p ? d->set_line[p - ph_cfg_params] : 0;
+}
+
+unsigned ph_config_relay_set_line(const ph_config_relay *r, const char *key)
+{
+    const param *p = ph_cfg_find_param_in(key, S_RELAY);
+    return p ? r->set_line[p - ph_cfg_params] : 0;
 }
 
 int ph_config_param_info_get(size_t i, ph_config_param_info *info)
 {
     static const char *const scopes[] = {[S_GLOBAL] = "global", [S_LISTENER] = "listener",
-                                         [S_BOTH] = "global, listener", [S_DOMAIN] = "domain"};
+                                         [S_BOTH] = "global, listener", [S_DOMAIN] = "domain",
+                                         [S_RELAY] = "relay"};
     if (i >= ph_cfg_nparams)
         return -ENOENT;
     const param *p = &ph_cfg_params[i];

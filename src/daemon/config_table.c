@@ -1,16 +1,17 @@
 /*
  * config_table.c - the parameter table of posthorn.conf(5) (name, scope, type, default, bounds,
- * help), the value types (parsing and printing of string, path, bool, uint, size, duration,
+ * help) and the value types (parsing and printing of string, path, bool, uint, size, duration,
  * enum and list values, with their extra checks: addresses, networks, domain names, maildir
- * patterns, whose expansion ph_config_expand_maildir() is here too, next to its check) and the
- * cross-field checks run once every listener is resolved. The line parser, sections,
- * resolution and `dump` are in config.c; the two share config_internal.h.
+ * patterns, relay hosts and DNS forwarders, whose readers ph_config_expand_maildir(),
+ * ph_config_relay_endpoint() and ph_config_forwarder() are here too, next to their checks).
+ * The line parser and `dump` are in config.c, sections and the cross-field checks in
+ * config_sections.c; they share config_internal.h.
  *
  * Owns no state: the table is read-only; slots belong to the ph_config they are in. A value that
  * is not acceptable is refused with the reason (BAD), never clamped; a value parser out of
- * memory returns NOMEM and leaves the value as it was. The checks fail by adding
- * "FILE:LINE: message" errors.
- * Needs only libc (no libevent): the unit test and the fuzzer link it with config.c alone.
+ * memory returns NOMEM and leaves the value as it was.
+ * Needs only libc (no libevent): the unit test and the fuzzer link it with config.c and
+ * config_sections.c alone.
  */
 #ifndef _GNU_SOURCE
 #define _POSIX_C_SOURCE 200809L /* strdup, strndup when built standalone */
@@ -152,6 +153,93 @@ static const char *check_network(const char *s)
     return NULL;
 }
 
+/* ---- relay hosts and DNS forwarders ---------------------------------------------------- */
+
+/* HOST, HOST:PORT, [IPv6] or [IPv6]:PORT: the host (no brackets) into host[size] and the port
+ * text into *port ("" if none). NULL if fine, else what is wrong. size >= 256 holds any host
+ * that is accepted. */
+static const char *split_host_port(const char *s, char *host, size_t size, const char **port)
+{
+    const char *end, *colon = strchr(s, ':');
+    struct in6_addr a;
+    bool v6 = s[0] == '[';
+    if (v6) {
+        if (!(end = strchr(++s, ']')) || (end[1] && end[1] != ':'))
+            return "expected [IPv6] or [IPv6]:PORT";
+    } else if (colon && strchr(colon + 1, ':')) {
+        return "an IPv6 address goes in brackets ([IPv6] or [IPv6]:PORT)";
+    } else {
+        end = colon ? colon : s + strlen(s);
+        if (!host_ok(s, (size_t)(end - s)))
+            return "bad host (an IPv4 address, a host name or [IPv6])";
+    }
+    size_t n = (size_t)(end - s);
+    if (n >= size || (v6 && n >= INET6_ADDRSTRLEN))
+        return v6 ? "bad IPv6 address" : "host too long";
+    memcpy(host, s, n);
+    host[n] = '\0';
+    if (v6 && inet_pton(AF_INET6, host, &a) != 1)
+        return "bad IPv6 address";
+    end += v6; /* past the ']' */
+    *port = end[0] == ':' ? end + 1 : "";
+    return end[0] == ':' && !port_ok(end + 1, 1) ? "bad port (1..65535)" : NULL;
+}
+
+static const char *check_relay_host(const char *s)
+{
+    char host[256];
+    const char *port;
+    return *s ? split_host_port(s, host, sizeof(host), &port) : NULL; /* "": a cross check */
+}
+
+int ph_config_relay_endpoint(const ph_config_relay *r, char *host, size_t size, unsigned *port)
+{
+    char h[256];
+    const char *p;
+    if (size)
+        host[0] = '\0';
+    if (!*r->host || split_host_port(r->host, h, sizeof(h), &p))
+        return -EINVAL;
+    *port = *p ? (unsigned)strtoul(p, NULL, 10) : r->tls == PH_RELAY_TLS_IMPLICIT ? 465 : 25;
+    return (size_t)snprintf(host, size, "%s", h) < size ? 0 : -ENOSPC;
+}
+
+/* IP or IP@PORT (the '@' keeps a port apart from an IPv6 address's colons): the address into
+ * ip[INET6_ADDRSTRLEN], the port text into *port ("" if none). NULL if fine. */
+static const char *split_forwarder(const char *s, char *ip, const char **port)
+{
+    const char *at = strchr(s, '@');
+    unsigned char bin[sizeof(struct in6_addr)];
+    size_t n = at ? (size_t)(at - s) : strlen(s);
+    if (n == 0 || n >= INET6_ADDRSTRLEN)
+        return "not an IP address (IP or IP@PORT, IPv4 or IPv6)";
+    memcpy(ip, s, n);
+    ip[n] = '\0';
+    if (inet_pton(strchr(ip, ':') ? AF_INET6 : AF_INET, ip, bin) != 1)
+        return "not an IP address (IP or IP@PORT, IPv4 or IPv6)";
+    *port = at ? at + 1 : "";
+    return at && !port_ok(at + 1, 1) ? "bad port after '@' (1..65535)" : NULL;
+}
+
+static const char *check_forwarder(const char *s)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const char *port;
+    return split_forwarder(s, ip, &port);
+}
+
+int ph_config_forwarder(const char *entry, char *ip, size_t size, unsigned *port)
+{
+    char a[INET6_ADDRSTRLEN];
+    const char *p;
+    if (size)
+        ip[0] = '\0';
+    if (split_forwarder(entry, a, &p))
+        return -EINVAL;
+    *port = *p ? (unsigned)strtoul(p, NULL, 10) : 53;
+    return (size_t)snprintf(ip, size, "%s", a) < size ? 0 : -ENOSPC;
+}
+
 /* ---- domain names and maildir patterns ------------------------------------------------- */
 
 bool ph_cfg_domain_name_ok(const char *s)
@@ -262,6 +350,15 @@ static const char *check_delimiter(const char *s)
     return NULL;
 }
 
+/* An entry of a relay's domains: named as a [domain] section is. */
+static const char *check_relay_domain(const char *s)
+{
+    return ph_cfg_domain_name_ok(s) ? NULL
+                                    : "not a domain name (letters, digits, '-' and '.', at most "
+                                      "253 bytes; labels of 1 to 63, not starting or ending with "
+                                      "'-')";
+}
+
 /* ---- the parameter table ---------------------------------------------------------------- */
 
 static const char *const w_level[] = {"error", "warn", "info", "debug", NULL};
@@ -272,11 +369,14 @@ static const char *const w_tls[] = {"none", "starttls", "implicit", NULL};
 static const char *const w_auth[] = {"none", "tls", "insecure", NULL};
 static const char *const w_version[] = {"TLSv1.2", "TLSv1.3", NULL};
 static const char *const w_transport[] = {"maildir", "lmtp", NULL};
+static const char *const w_smtp_tls[] = {"none", "may", "encrypt", NULL};
+static const char *const w_relay_tls[] = {"none", "starttls", "implicit", "may", NULL};
 
 #define G(f) .scope = S_GLOBAL, .offset = offsetof(ph_config_global, f)
 #define B(f) .scope = S_BOTH, .offset = offsetof(ph_config_shared, f)
 #define L(f) .scope = S_LISTENER, .offset = offsetof(ph_config_listener, f)
 #define D(f) .scope = S_DOMAIN, .offset = offsetof(ph_config_domain, f)
+#define R(f) .scope = S_RELAY, .offset = offsetof(ph_config_relay, f)
 #define SEC 1000ull
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
@@ -311,7 +411,10 @@ const param ph_cfg_params[] = {
     {.name = "queue_concurrency", .type = T_UINT, G(queue_concurrency), .def = "20", .min = 1,
      .max = 1000, .help = "delivery attempts running at once"},
     {.name = "destination_concurrency", .type = T_UINT, G(destination_concurrency), .def = "10",
-     .min = 1, .max = 1000, .help = "delivery sessions at once to one destination (LMTP server)"},
+     .min = 1, .max = 1000,
+     .help = "delivery sessions at once to one destination (an LMTP server, relay or domain)"},
+    {.name = "destination_rate", .type = T_UINT, G(destination_rate), .def = "0", .min = 0,
+     .max = 100000, .help = "new sessions per second to one destination domain, 0 = no limit"},
     {.name = "control_socket", .type = T_PATH, G(control_socket), .def = "",
      .check = check_control_socket,
      .help = "unix socket of `posthorn queue` (empty: QUEUE_DIR/control)"},
@@ -330,6 +433,28 @@ const param ph_cfg_params[] = {
     {.name = "relay_networks", .type = T_LIST, G(relay_networks), .def = "",
      .check = check_network,
      .help = "clients in these networks (ADDR or ADDR/PREFIX) may relay to other domains"},
+    {.name = "dns_forwarders", .type = T_LIST, G(dns_forwarders), .def = "",
+     .check = check_forwarder,
+     .help = "resolvers to ask, IP or IP@PORT (empty: full recursion with DNSSEC validation)"},
+    {.name = "dns_timeout", .type = T_DURATION, G(dns_timeout_ms), .def = "10s", .min = SEC,
+     .max = 2 * MIN, .help = "longest wait for one DNS lookup, retries included"},
+    {.name = "smtp_tls", .type = T_ENUM, G(smtp_tls), .def = "may", .words = w_smtp_tls,
+     .help = "TLS to MX hosts: none, STARTTLS when offered (may), or STARTTLS required"},
+    {.name = "smtp_tls_verify", .type = T_BOOL, G(smtp_tls_verify), .def = "no",
+     .help = "check MX hosts' certificates (needs smtp_tls = encrypt)"},
+    {.name = "smtp_connect_timeout", .type = T_DURATION, G(smtp_connect_timeout_ms), .def = "30s",
+     .min = SEC, .max = 5 * MIN, .help = "longest wait for a TCP connection to an SMTP server"},
+    {.name = "smtp_command_timeout", .type = T_DURATION, G(smtp_command_timeout_ms), .def = "5m",
+     .min = SEC, .max = HOUR, .help = "longest wait for an SMTP server's reply to a command"},
+    {.name = "smtp_data_timeout", .type = T_DURATION, G(smtp_data_timeout_ms), .def = "10m",
+     .min = SEC, .max = HOUR, .help = "longest time for sending a message's data and its reply"},
+    {.name = "smtp_connect_stagger", .type = T_DURATION, G(smtp_connect_stagger_ms),
+     .def = "250ms", .min = 0, .max = 10 * SEC,
+     .help = "pause before trying the next host of equal preference (Happy Eyeballs)"},
+    {.name = "smtp_host_memory", .type = T_DURATION, G(smtp_host_memory_ms), .def = "10m",
+     .min = 0, .max = DAY, .help = "how long a host's connect latency and failures are remembered"},
+    {.name = "smtp_mx_port", .type = T_UINT, G(smtp_mx_port), .def = "25", .min = 1,
+     .max = 65535, .help = "FOR TESTS ONLY: port of MX hosts instead of 25"},
 
     {.name = "max_message_size", .type = T_SIZE, B(max_message_size), .def = "32M",
      .min = 1 << 10, .max = 1 << 30, .help = "largest message accepted (552 5.3.4 beyond)"},
@@ -397,23 +522,47 @@ const param ph_cfg_params[] = {
      .help = "LMTP server for transport = lmtp: unix:/path, HOST:PORT or [IPv6]:PORT"},
     {.name = "lmtp_timeout", .type = T_DURATION, D(lmtp_timeout_ms), .def = "5m", .min = SEC,
      .max = HOUR, .help = "longest wait for the LMTP server at any step"},
+
+    {.name = "host", .type = T_STRING, R(host), .def = "", .check = check_relay_host,
+     .help = "the smarthost (required): HOST, HOST:PORT, [IPv6] or [IPv6]:PORT"},
+    {.name = "tls", .type = T_ENUM, R(tls), .def = "starttls", .words = w_relay_tls,
+     .help = "none, STARTTLS required, TLS from the first byte (465), or STARTTLS if offered"},
+    {.name = "tls_verify", .type = T_BOOL, R(tls_verify), .def = "yes",
+     .help = "check the relay's certificate (starttls and implicit; no with none or may)"},
+    {.name = "auth_user", .type = T_STRING, R(auth_user), .def = "",
+     .help = "user name for AUTH at the relay (empty: no AUTH)"},
+    {.name = "auth_password_file", .type = T_PATH, R(auth_password_file), .def = "",
+     .help = "file whose first line is the AUTH password; needed with auth_user"},
+    {.name = "auth_insecure", .type = T_BOOL, R(auth_insecure), .def = "no",
+     .help = "allow AUTH with tls = none or may (the password may travel in clear text)"},
+    {.name = "domains", .type = T_LIST, R(domains), .def = "", .check = check_relay_domain,
+     .help = "recipient domains sent through this relay (empty: every non-local domain)"},
 };
 
 #define NPARAMS (sizeof(ph_cfg_params) / sizeof(ph_cfg_params[0]))
 _Static_assert(NPARAMS <= PH_CONFIG_MAX_PARAMS, "raise PH_CONFIG_MAX_PARAMS");
 const size_t ph_cfg_nparams = NPARAMS;
 
-const param *ph_cfg_find_param(const char *name)
+const param *ph_cfg_find_param_in(const char *name, unsigned kinds)
 {
     for (size_t i = 0; i < NPARAMS; i++)
-        if (strcmp(ph_cfg_params[i].name, name) == 0)
+        if ((ph_cfg_params[i].scope & kinds) && strcmp(ph_cfg_params[i].name, name) == 0)
             return &ph_cfg_params[i];
     return NULL;
 }
 
-static size_t param_index(const char *name)
+const param *ph_cfg_find_param(const char *name)
 {
-    return (size_t)(ph_cfg_find_param(name) - ph_cfg_params);
+    return ph_cfg_find_param_in(name, S_GLOBAL | S_LISTENER | S_DOMAIN | S_RELAY);
+}
+
+unsigned ph_cfg_scopes_of(const char *name)
+{
+    unsigned scopes = 0;
+    for (size_t i = 0; i < NPARAMS; i++)
+        if (strcmp(ph_cfg_params[i].name, name) == 0)
+            scopes |= ph_cfg_params[i].scope;
+    return scopes;
 }
 
 /* Where parameter p lives in section sec (a global-only one: in the global scope whatever the
@@ -423,6 +572,7 @@ void *ph_cfg_slot(const ph_config *cfg, section sec, const param *p)
     const void *base = p->scope == S_GLOBAL     ? (const void *)&cfg->g
                        : p->scope == S_LISTENER ? (const void *)sec.l
                        : p->scope == S_DOMAIN   ? (const void *)sec.d
+                       : p->scope == S_RELAY    ? (const void *)sec.r
                        : sec.l                  ? (const void *)&sec.l->s
                                                 : (const void *)&cfg->s;
     return (char *)base + p->offset;
@@ -431,6 +581,7 @@ void *ph_cfg_slot(const ph_config *cfg, section sec, const param *p)
 unsigned *ph_cfg_set_lines(const ph_config *cfg, section sec)
 {
     const unsigned *set = sec.kind == S_DOMAIN     ? sec.d->set_line
+                          : sec.kind == S_RELAY    ? sec.r->set_line
                           : sec.kind == S_LISTENER ? sec.l->set_line
                                                    : cfg->set_line;
     return (unsigned *)set;
@@ -739,129 +890,4 @@ void ph_cfg_describe_values(const param *p, char *buf, size_t size)
         format_number(p->type, p->max, hi, sizeof(hi));
         snprintf(buf, size, "%s..%s", lo, hi);
     }
-}
-
-/* ---- cross-field checks ----------------------------------------------------------------- */
-
-typedef struct check_state {
-    const ph_config *cfg;
-    ph_config_errors *errs;
-    bool listener_headers; /* a section header other than [domain ...] was seen */
-} check_state;
-
-#define perr(st, line, ...) ph_cfg_errs_add((st)->errs, (st)->cfg->file, (line), __VA_ARGS__)
-
-static unsigned set_line_of(const unsigned *set, const char *key)
-{
-    return set[param_index(key)];
-}
-
-/* Where to point for a listener problem about keys a and b: the line that set a, else the one
- * that set b, else the section header. */
-static unsigned where(const ph_config_listener *l, const char *a, const char *b)
-{
-    unsigned line = set_line_of(l->set_line, a);
-    if (!line && b)
-        line = set_line_of(l->set_line, b);
-    return line ? line : l->line;
-}
-
-/* " (the default for role X)" when key was not set in the section, else "". */
-static const char *by_default(const ph_config_listener *l, const char *key)
-{
-    static const char *const note[] = {" (the default for role mx)",
-                                       " (the default for role submission)",
-                                       " (the default for role submissions)"};
-    return set_line_of(l->set_line, key) ? "" : note[l->role];
-}
-
-static void check_listen_set(check_state *st, const ph_config_listener *l)
-{
-    if (l->listen.n == 0)
-        perr(st, l->line, "listener '%s' has no listen address (listen = HOST:PORT)", l->name);
-}
-
-/* A certificate needs its key and vice versa; TLS needs both. A mismatch inherited from the
- * global values was reported there once, not again for every listener. */
-static void check_tls_files(check_state *st, const ph_config_listener *l)
-{
-    bool cert = *l->s.tls_cert, key = *l->s.tls_key;
-    if (cert != key) {
-        const char *has = cert ? "tls_cert" : "tls_key", *lacks = cert ? "tls_key" : "tls_cert";
-        if (set_line_of(l->set_line, "tls_cert") || set_line_of(l->set_line, "tls_key"))
-            perr(st, where(l, has, lacks), "listener '%s': %s without %s", l->name, has, lacks);
-    } else if (l->tls != PH_TLS_NONE && !cert) {
-        perr(st, where(l, "tls", NULL), "listener '%s': tls = %s%s needs tls_cert and tls_key",
-             l->name, w_tls[l->tls], by_default(l, "tls"));
-    }
-}
-
-static void check_require_tls(check_state *st, const ph_config_listener *l)
-{
-    if (l->require_tls && l->tls == PH_TLS_NONE)
-        perr(st, where(l, "require_tls", "tls"),
-             "listener '%s': require_tls = yes%s but tls = none (set tls_cert and tls_key)",
-             l->name, by_default(l, "require_tls"));
-}
-
-static void check_submissions(check_state *st, const ph_config_listener *l)
-{
-    if (l->role == PH_ROLE_SUBMISSIONS && l->tls != PH_TLS_IMPLICIT)
-        perr(st, where(l, "tls", "role"), "listener '%s': role submissions needs tls = implicit",
-             l->name);
-}
-
-static void check_auth(check_state *st, const ph_config_listener *l)
-{
-    if (l->auth != PH_AUTH_NONE && !*st->cfg->g.passwd_file)
-        perr(st, where(l, "auth", NULL), "listener '%s': auth = %s%s needs passwd_file", l->name,
-             w_auth[l->auth], by_default(l, "auth"));
-    /* not in the list, but such a listener could never take a message */
-    if (l->require_auth && l->auth == PH_AUTH_NONE)
-        perr(st, where(l, "require_auth", "auth"),
-             "listener '%s': require_auth = yes%s but auth = none", l->name,
-             by_default(l, "require_auth"));
-}
-
-static void (*const listener_checks[])(check_state *, const ph_config_listener *) = {
-    check_listen_set, check_tls_files, check_require_tls, check_submissions, check_auth,
-};
-
-static void check_domain(check_state *st, const ph_config_domain *d)
-{
-    unsigned line = set_line_of(d->set_line, "transport");
-    if (d->transport == PH_TRANSPORT_LMTP && !*d->lmtp)
-        perr(st, line ? line : d->line,
-             "domain '%s': transport = lmtp needs lmtp (unix:/path, HOST:PORT or [IPv6]:PORT)",
-             d->name);
-}
-
-static void check_global(check_state *st)
-{
-    const ph_config *cfg = st->cfg;
-    if (cfg->g.delivery == PH_DELIVERY_STORE && !*cfg->g.store_dir) {
-        unsigned line = set_line_of(cfg->set_line, "delivery");
-        perr(st, line, "delivery = store%s needs store_dir", line ? "" : " (the default)");
-    }
-    if (!*cfg->s.tls_cert != !*cfg->s.tls_key) {
-        const char *has = *cfg->s.tls_cert ? "tls_cert" : "tls_key";
-        perr(st, set_line_of(cfg->set_line, has), "%s without %s", has,
-             *cfg->s.tls_cert ? "tls_key" : "tls_cert");
-    }
-    if (cfg->g.queue_retry_schedule.n == 0) /* only "queue_retry_schedule =" empties it */
-        perr(st, set_line_of(cfg->set_line, "queue_retry_schedule"),
-             "queue_retry_schedule: needs at least one delay");
-    if (!st->listener_headers)
-        perr(st, 0, "no [listener] section");
-}
-
-void ph_cfg_check(const ph_config *cfg, ph_config_errors *errs, bool listener_headers)
-{
-    check_state st = {.cfg = cfg, .errs = errs, .listener_headers = listener_headers};
-    check_global(&st);
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        for (size_t k = 0; k < sizeof(listener_checks) / sizeof(listener_checks[0]); k++)
-            listener_checks[k](&st, &cfg->listeners[i]);
-    for (size_t i = 0; i < cfg->ndomains; i++)
-        check_domain(&st, &cfg->domains[i]);
 }
