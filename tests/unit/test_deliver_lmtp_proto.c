@@ -3,8 +3,8 @@
  * Each session test plays a scripted server: srv() feeds server bytes, cli() takes every byte
  * the client has to send and compares it exactly (so an extra or missing pipelined command
  * fails), and the recipients' outcomes are checked at the end. Every session test runs twice:
- * once with each server write fed whole, once fed byte by byte. The dot-stuffer is checked on
- * fixed cases, split at every chunk boundary. Owns only what each test allocates and frees.
+ * once with each server write fed whole, once fed byte by byte. The dot-stuffer it shares with
+ * the SMTP client is tested in test_dotstuff.c. Owns only what each test allocates and frees.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -625,90 +625,6 @@ static void test_init_rejects(void **state)
     assert_int_equal(ph_lmtp_client_init(&t->c, &p, t->res), -EINVAL);
 }
 
-/* --- dot-stuffing -------------------------------------------------------------------------- */
-
-typedef struct stuff_case {
-    const char *in;
-    const char *out; /* including the terminator */
-} stuff_case;
-
-static const stuff_case stuff_cases[] = {
-    {"", ".\r\n"},
-    {".", "..\r\n.\r\n"},
-    {"..", "...\r\n.\r\n"},
-    {".\r\n", "..\r\n.\r\n"},
-    {"..\r\n", "...\r\n.\r\n"},
-    {"a\r\n.\r\n", "a\r\n..\r\n.\r\n"},
-    {"a\r\n.leading\r\nb.c\r\n..two\r\n", "a\r\n..leading\r\nb.c\r\n...two\r\n.\r\n"},
-    {"no final crlf", "no final crlf\r\n.\r\n"},
-    {"x\r\n.", "x\r\n..\r\n.\r\n"},
-    {"x\r\n\r\n.\r\n\r\n", "x\r\n\r\n..\r\n\r\n.\r\n"},
-    {"ends in cr\r", "ends in cr\r\r\n.\r\n"},
-    {"bare lf\n.x\n", "bare lf\n..x\n\r\n.\r\n"},
-    {"\r\n", "\r\n.\r\n"},
-    {"a.\r\n.b.\r\n", "a.\r\n..b.\r\n.\r\n"},
-};
-
-/* Stuffs in split into pieces at the given cut points (sorted, within the input). */
-static size_t stuff_pieces(const char *in, const size_t *cuts, size_t ncuts, char *out)
-{
-    ph_lmtp_dotstuffer d;
-    ph_lmtp_dotstuff_init(&d);
-    size_t len = strlen(in), at = 0, n = 0;
-    for (size_t i = 0; i <= ncuts; i++) {
-        size_t end = i < ncuts ? cuts[i] : len;
-        size_t w = ph_lmtp_dotstuff(&d, in + at, end - at, out + n);
-        assert_true(w <= PH_LMTP_DOTSTUFF_BOUND(end - at));
-        n += w;
-        at = end;
-    }
-    size_t f = ph_lmtp_dotstuff_finish(&d, out + n);
-    assert_true(f <= PH_LMTP_DOTSTUFF_END_MAX);
-    n += f;
-    out[n] = '\0';
-    return n;
-}
-
-static void test_dotstuff_cases(void **state)
-{
-    (void)state;
-    char out[256];
-    for (size_t i = 0; i < sizeof(stuff_cases) / sizeof(stuff_cases[0]); i++) {
-        const stuff_case *sc = &stuff_cases[i];
-        size_t len = strlen(sc->in);
-        stuff_pieces(sc->in, NULL, 0, out);
-        if (strcmp(out, sc->out) != 0)
-            fail_msg("case %zu whole: got \"%s\"", i, out);
-        for (size_t a = 0; a <= len; a++) /* one cut anywhere */
-            for (size_t b = a; b <= len; b++) { /* and a second one */
-                size_t cuts[2] = {a, b};
-                stuff_pieces(sc->in, cuts, 2, out);
-                if (strcmp(out, sc->out) != 0)
-                    fail_msg("case %zu cut at %zu,%zu: got \"%s\"", i, a, b, out);
-            }
-        size_t cuts[64];
-        for (size_t k = 0; k < len; k++)
-            cuts[k] = k + 1;
-        stuff_pieces(sc->in, cuts, len, out); /* byte by byte */
-        if (strcmp(out, sc->out) != 0)
-            fail_msg("case %zu byte by byte: got \"%s\"", i, out);
-    }
-}
-
-/* The worst case for the bound: every line a lone dot. */
-static void test_dotstuff_bound(void **state)
-{
-    (void)state;
-    char in[3000], out[PH_LMTP_DOTSTUFF_BOUND(3000) + 8];
-    for (size_t i = 0; i < sizeof(in); i++)
-        in[i] = (i % 2 == 0) ? '.' : '\n';
-    ph_lmtp_dotstuffer d;
-    ph_lmtp_dotstuff_init(&d);
-    size_t n = ph_lmtp_dotstuff(&d, in, sizeof(in), out);
-    assert_int_equal(n, sizeof(in) + sizeof(in) / 2);
-    assert_true(n <= PH_LMTP_DOTSTUFF_BOUND(sizeof(in)));
-}
-
 /* --- main ---------------------------------------------------------------------------------- */
 
 #define SESSION(f)                                                                        \
@@ -738,8 +654,6 @@ int main(void)
         SESSION(test_early_close),
         SESSION(test_many_recipients),
         SESSION(test_init_rejects),
-        cmocka_unit_test(test_dotstuff_cases),
-        cmocka_unit_test(test_dotstuff_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
