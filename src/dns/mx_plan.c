@@ -136,8 +136,7 @@ typedef struct candidate {
     uint16_t record; /* index into the answer's records */
 } candidate;
 
-/* "192.0.2.1" as an MX target: the last label is all digits, which no real host name has. */
-static bool numeric_name(const char *name)
+bool ph_mx_plan_numeric_name(const char *name)
 {
     const char *last = strrchr(name, '.');
     last = last ? last + 1 : name;
@@ -161,7 +160,7 @@ static size_t collect(const ph_dns_answer *mx, candidate *c, ph_mx_result *res)
     for (size_t i = 0; i < mx->nrecords; i++) {
         const ph_dns_record *r = &mx->records[i];
         if (i >= MX_RECORDS_MAX || r->type != PH_DNS_TYPE_MX || root_name(r->u.mx.exchange) ||
-            numeric_name(r->u.mx.exchange)) {
+            ph_mx_plan_numeric_name(r->u.mx.exchange)) {
             res->nskipped++;
             continue;
         }

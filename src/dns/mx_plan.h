@@ -106,6 +106,10 @@ typedef struct ph_mx_addr_answer {
  */
 int ph_mx_plan_domain(const char *domain, ph_mx_result *res, char *name, size_t namesize);
 
+/* Whether an MX target's last label is all digits ("192.0.2.1" written as a name): no real host
+ * name has one, so such targets are skipped (RFC 5321 5.1: MX targets are names, not literals). */
+bool ph_mx_plan_numeric_name(const char *name);
+
 /*
  * Step 1. From the answer to the MX query for domain (no trailing dot), fills res with the
  * exchangers in try order (verdict OK, addresses not yet known, naddrs 0) or with a final

@@ -103,25 +103,13 @@ static size_t rng_from_input(void *arg, size_t bound)
     return v % bound;
 }
 
-static bool numeric_last_label(const char *name)
-{
-    const char *last = strrchr(name, '.');
-    last = last ? last + 1 : name;
-    if (!*last)
-        return false;
-    for (; *last; last++)
-        if (*last < '0' || *last > '9')
-            return false;
-    return true;
-}
-
 static void check_exchangers(const ph_mx_result *res, bool final)
 {
     CHECK(res->nhosts <= PH_MX_HOSTS_MAX && res->status && res->smtp_code >= 250);
     CHECK(final == (res->verdict != PH_MX_OK));
     for (size_t i = 0; i < res->nhosts; i++) {
         const ph_mx_host *h = &res->hosts[i];
-        CHECK(strcmp(h->name, ".") != 0 && !numeric_last_label(h->name));
+        CHECK(strcmp(h->name, ".") != 0 && !ph_mx_plan_numeric_name(h->name));
         if (i > 0)
             CHECK(res->hosts[i - 1].preference <= h->preference);
         for (size_t j = 0; j < i; j++)
