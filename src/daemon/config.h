@@ -39,11 +39,13 @@ typedef enum ph_delivery { PH_DELIVERY_STORE, PH_DELIVERY_DISCARD, PH_DELIVERY_Q
 typedef enum ph_role { PH_ROLE_MX, PH_ROLE_SUBMISSION, PH_ROLE_SUBMISSIONS } ph_role;
 typedef enum ph_tls_mode { PH_TLS_NONE, PH_TLS_STARTTLS, PH_TLS_IMPLICIT } ph_tls_mode;
 typedef enum ph_auth_mode { PH_AUTH_NONE, PH_AUTH_TLS, PH_AUTH_INSECURE } ph_auth_mode;
-typedef enum ph_tls_version { PH_TLS_V1_2, PH_TLS_V1_3 } ph_tls_version;
+typedef enum ph_config_tls_version { PH_TLS_V1_2, PH_TLS_V1_3 } ph_config_tls_version;
 typedef enum ph_transport { PH_TRANSPORT_MAILDIR, PH_TRANSPORT_LMTP } ph_transport;
 /* smtp_tls: TLS towards MX hosts. may = STARTTLS when offered (certificate not checked), else
  * clear text; encrypt = STARTTLS required (a host without it is a temporary failure). */
-typedef enum ph_smtp_tls { PH_SMTP_TLS_NONE, PH_SMTP_TLS_MAY, PH_SMTP_TLS_ENCRYPT } ph_smtp_tls;
+typedef enum ph_config_smtp_tls {
+    PH_CONFIG_SMTP_TLS_NONE, PH_CONFIG_SMTP_TLS_MAY, PH_CONFIG_SMTP_TLS_ENCRYPT
+} ph_config_smtp_tls;
 /* tls of a [relay]: none = clear text; starttls = STARTTLS required; implicit = TLS from the
  * first byte (port 465 by default); may = STARTTLS when offered, else clear text. */
 typedef enum ph_relay_tls {
@@ -73,7 +75,7 @@ typedef struct ph_config_shared {
     uint64_t handshake_timeout_ms;
     char *tls_cert;                /* path */
     char *tls_key;                 /* path */
-    int tls_min_version;           /* ph_tls_version */
+    int tls_min_version;           /* ph_config_tls_version */
     char *tls_ciphers;             /* "" = OpenSSL default */
     char *tls_ciphersuites;        /* "" = OpenSSL default */
     bool tls_session_tickets;
@@ -110,7 +112,7 @@ typedef struct ph_config_global {
     ph_strlist dns_forwarders;     /* "IP" or "IP@PORT" (ph_config_forwarder); empty = full
                                       recursion from the root with DNSSEC validation */
     uint64_t dns_timeout_ms;       /* one lookup, retries included */
-    int smtp_tls;                  /* ph_smtp_tls, towards MX hosts */
+    int smtp_tls;                  /* ph_config_smtp_tls, towards MX hosts */
     bool smtp_tls_verify;          /* check MX certificates (only with smtp_tls = encrypt) */
     uint64_t smtp_connect_timeout_ms;
     uint64_t smtp_command_timeout_ms; /* each reply, the greeting included */

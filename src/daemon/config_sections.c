@@ -536,7 +536,7 @@ static void check_global(parser *st)
     if (cfg->g.queue_retry_schedule.n == 0) /* only "queue_retry_schedule =" empties it */
         perr(st, set_line_in(cfg->set_line, "queue_retry_schedule", S_GLOBAL),
              "queue_retry_schedule: needs at least one delay");
-    if (cfg->g.smtp_tls_verify && cfg->g.smtp_tls != PH_SMTP_TLS_ENCRYPT) {
+    if (cfg->g.smtp_tls_verify && cfg->g.smtp_tls != PH_CONFIG_SMTP_TLS_ENCRYPT) {
         unsigned line = set_line_in(cfg->set_line, "smtp_tls", S_GLOBAL);
         perr(st, set_line_in(cfg->set_line, "smtp_tls_verify", S_GLOBAL),
              "smtp_tls_verify = yes needs smtp_tls = encrypt (smtp_tls = %s%s)",

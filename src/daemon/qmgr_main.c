@@ -13,6 +13,7 @@
 
 #include "daemon/control.h"
 #include "daemon/logbuf.h"
+#include "daemon/qmgr_relay.h"
 #include "deliver/job.h"
 #include "deliver/qmgr.h"
 
@@ -77,6 +78,7 @@ static int run_loop(const qmgr_process *p, struct event_base *base)
     int status = 1;
     ph_qmgr *q = NULL;
     control_server *cs = NULL;
+    qmgr_relay *relay = NULL;
     if (!(ctx.sessions = ph_destlimit_new(cfg->g.destination_concurrency))) {
         snprintf(err, sizeof(err), "out of memory");
         goto out;
@@ -84,6 +86,12 @@ static int run_loop(const qmgr_process *p, struct event_base *base)
     if (ph_spool_open(cfg->g.queue_dir, NULL, NULL, NULL, false, &ctx.spool, err, sizeof(err)) < 0 ||
         ph_qstore_open(cfg->g.queue_dir, &ctx.store, err, sizeof(err)) < 0)
         goto out;
+    if (!(relay = qmgr_relay_new(base, cfg, p->hostname, log_line, (void *)cfg, err,
+                                 sizeof(err))))
+        goto out;
+    ctx.relay = qmgr_relay_engine(relay);
+    ctx.route = qmgr_relay_route;
+    ctx.route_ctx = relay;
     ph_qmgr_options o = {.spool_dir = cfg->g.queue_dir, .concurrency = cfg->g.queue_concurrency,
                          .run = ph_job_run, .run_ctx = &ctx, .log = log_line,
                          .log_ctx = (void *)cfg};
@@ -106,7 +114,9 @@ out:
     if (status != 0)
         logbuf_now(POSTHORN_LOG_ERROR, "event=qmgr_error error=\"%s\"", err);
     control_stop(cs);
+    qmgr_relay_shutdown(relay); /* wakes jobs waiting for the relay before they are joined */
     ph_qmgr_free(q);
+    qmgr_relay_free(relay);
     ph_qstore_close(ctx.store);
     ph_spool_close(ctx.spool);
     ph_destlimit_free(ctx.sessions);

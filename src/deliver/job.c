@@ -13,7 +13,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +32,9 @@ typedef struct outcome {
     bool busy;              /* its destination had no free session: not tried, no attempt */
     int code;               /* 250, 4xx, 5xx */
     char reply[REPLY_MAX];  /* "250 2.0.0 ..." */
-    char relay[128];        /* "maildir", "lmtp:unix:/x", "none" */
+    char relay[PH_RELAY_EXCHANGER_MAX]; /* "maildir", "lmtp:unix:/x", "mx[ip]:25", "none" */
+    char remote_mta[256];   /* the server that gave a remote reply (DSN Remote-MTA) */
+    bool remote;            /* goes through the relay */
     const char *dir;        /* Maildir dir to sync before this counts as delivered */
     ph_mailbox mbox;
 } outcome;
@@ -202,9 +206,12 @@ static void route(attempt *a, size_t i)
     const char *addr = a->env->rcpts[i].addr;
     const char *at = strrchr(addr, '@');
     if (!a->ctx->table || !at || !ph_rcpt_table_is_local(a->ctx->table, at + 1)) {
-        /* the MX relay arrives with issue 5; until then the recipient waits (and expires) */
-        set_outcome(o, 451, "none", "451 4.4.0 no route to %s: remote delivery is not enabled",
-                    at ? at + 1 : addr);
+        if (at && a->ctx->relay)
+            o->remote = true; /* sent per domain below */
+        else
+            set_outcome(o, 451, "none",
+                        "451 4.4.0 no route to %s: remote delivery is not enabled",
+                        at ? at + 1 : addr);
         return;
     }
     int r = ph_rcpt_table_mailbox(a->ctx->table, addr, &o->mbox);
@@ -215,6 +222,93 @@ static void route(attempt *a, size_t i)
     else if (o->mbox.transport == PH_DELIVER_MAILDIR)
         deliver_maildir(a, i);
     /* LMTP recipients are left untried here and sent per destination below */
+}
+
+/* ---- remote ------------------------------------------------------------------------------- */
+
+static const char *domain_of(const char *addr)
+{
+    return strrchr(addr, '@') + 1;
+}
+
+static bool waits_for_relay(const attempt *a, size_t i)
+{
+    return a->out[i].remote && !a->out[i].tried;
+}
+
+/* The per-domain requests: recipients of one domain (ASCII case-insensitively) together. */
+static size_t group_remote(attempt *a, ph_relay_request *reqs, const char **rcpts,
+                           ph_client_result *results, char (*exch)[PH_RELAY_EXCHANGER_MAX],
+                           size_t *owner)
+{
+    const char *body = ph_envelope_param(a->env, "BODY");
+    size_t nreq = 0, used = 0;
+    for (size_t i = 0; i < a->env->nrcpts; i++) {
+        if (!waits_for_relay(a, i) || owner[i] != SIZE_MAX)
+            continue;
+        const char *dom = domain_of(a->env->rcpts[i].addr);
+        ph_relay_request *q = &reqs[nreq];
+        *q = (ph_relay_request){.qid = a->env->id, .domain = dom, .msg_fd = a->fd,
+                                .results = results + used, .exchanger = exch + used};
+        a->ctx->route(a->ctx->route_ctx, dom, &q->route);
+        q->env = (ph_smtp_envelope){.from = a->env->from, .rcpts = rcpts + used,
+                                    .size = a->size,
+                                    .body_8bitmime = body && strcmp(body, "8BITMIME") == 0};
+        for (size_t k = i; k < a->env->nrcpts; k++)
+            if (waits_for_relay(a, k) && owner[k] == SIZE_MAX &&
+                strcasecmp(domain_of(a->env->rcpts[k].addr), dom) == 0) {
+                rcpts[used] = a->env->rcpts[k].addr;
+                owner[k] = used++;
+                q->env.nrcpts++;
+            }
+        nreq++;
+    }
+    return nreq;
+}
+
+static void record_remote(attempt *a, size_t i, const ph_client_result *res, const char *exch)
+{
+    outcome *o = &a->out[i];
+    set_outcome(o, res->code, exch[0] ? exch : "none", "%d%s%s %s", res->code,
+                res->enh[0] ? " " : "", res->enh, res->text);
+    if (res->remote && exch[0]) {
+        size_t n = strcspn(exch, "[");
+        snprintf(o->remote_mta, sizeof(o->remote_mta), "%.*s", (int)n, exch);
+    }
+}
+
+/* Every remote recipient that is due, through the relay, all domains at once. */
+static void deliver_remote(attempt *a)
+{
+    size_t n = a->env->nrcpts;
+    ph_relay_request *reqs = calloc(n, sizeof(*reqs));
+    ph_relay_request **ptrs = calloc(n, sizeof(*ptrs));
+    const char **rcpts = calloc(n, sizeof(*rcpts));
+    ph_client_result *results = calloc(n, sizeof(*results));
+    char (*exch)[PH_RELAY_EXCHANGER_MAX] = calloc(n, sizeof(*exch));
+    size_t *owner = malloc(n * sizeof(*owner));
+    if (!reqs || !ptrs || !rcpts || !results || !exch || !owner) {
+        for (size_t i = 0; i < n; i++)
+            if (waits_for_relay(a, i))
+                set_outcome(&a->out[i], 451, "none", "451 4.3.0 out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++)
+            owner[i] = SIZE_MAX;
+        size_t nreq = group_remote(a, reqs, rcpts, results, exch, owner);
+        for (size_t k = 0; k < nreq; k++)
+            ptrs[k] = &reqs[k];
+        if (nreq)
+            ph_relay_deliver(a->ctx->relay, ptrs, nreq);
+        for (size_t i = 0; i < n; i++)
+            if (owner[i] != SIZE_MAX)
+                record_remote(a, i, &results[owner[i]], exch[owner[i]]);
+    }
+    free(reqs);
+    free(ptrs);
+    free(rcpts);
+    free(results);
+    free(exch);
+    free(owner);
 }
 
 static void deliver_due(attempt *a, bool force)
@@ -228,6 +322,11 @@ static void deliver_due(attempt *a, bool force)
             ph_schedule_due(&a->env->rcpts[i], a->now, force))
             deliver_lmtp_group(a, o->mbox.lmtp);
     }
+    bool any_remote = false;
+    for (size_t i = 0; i < a->env->nrcpts && !any_remote; i++)
+        any_remote = waits_for_relay(a, i);
+    if (any_remote)
+        deliver_remote(a);
     sync_maildirs(a);
 }
 
@@ -262,6 +361,8 @@ static int queue_bounce(attempt *a, const bool *failed_now, char *newid, size_t 
         status_of(e->rcpts[i].last_error, status[i], sizeof(status[i]));
         br[n++] = (ph_bounce_rcpt){.addr = e->rcpts[i].addr, .status = status[i],
                                    .diagnostic = e->rcpts[i].last_error,
+                                   .remote_mta = a->out && a->out[i].remote_mta[0]
+                                                     ? a->out[i].remote_mta : NULL,
                                    .last_attempt = e->rcpts[i].done_at};
     }
     struct timespec ts;

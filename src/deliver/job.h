@@ -1,7 +1,7 @@
 /*
  * job.h - one delivery attempt for one queued message, run on a queue manager worker thread
- * (blocking I/O): load the envelope, deliver every due recipient (Maildir, LMTP; remote
- * recipients wait for the relay), record each outcome with the retry schedule, send one bounce
+ * (blocking I/O): load the envelope, deliver every due recipient (Maildir, LMTP, and remote
+ * recipients through the relay on the queue manager's loop, relay.h), record each outcome with the retry schedule, send one bounce
  * for the recipients that failed for good, then save the new state or remove the finished
  * message. See qmgr.h for how jobs are scheduled.
  *
@@ -17,9 +17,13 @@
 #include "deliver/destlimit.h"
 #include "deliver/qmgr.h"
 #include "deliver/recipients.h"
+#include "deliver/relay.h"
 #include "queue/qstore.h"
 #include "queue/schedule.h"
 #include "queue/spool.h"
+
+/* How mail for a remote domain leaves: fills *route (MX, or a smarthost). */
+typedef void (*ph_job_route_fn)(void *ctx, const char *domain, ph_relay_route *route);
 
 typedef struct ph_job_ctx {
     ph_qstore *store;             /* committed messages (shared by all jobs) */
@@ -29,6 +33,9 @@ typedef struct ph_job_ctx {
     ph_retry_policy policy;
     int lmtp_timeout_ms;
     ph_destlimit *sessions;       /* sessions per destination; NULL = no limit */
+    ph_relay *relay;              /* remote delivery; NULL: remote recipients wait (deferred) */
+    ph_job_route_fn route;        /* with relay */
+    void *route_ctx;
 } ph_job_ctx;
 
 /* ph_qmgr_run_fn: ctx is a ph_job_ctx. */

@@ -5,8 +5,10 @@
  */
 #include "dns/mx.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,8 +109,8 @@ static void on_mx(void *arg, const ph_dns_answer *answer)
         start_address_queries(q);
 }
 
-int ph_mx_lookup(ph_resolver *resolver, const char *domain, ph_mx_rng_fn rng, void *rng_arg,
-                 ph_mx_done_fn done, void *arg, ph_mx_query **out)
+static int lookup(ph_resolver *resolver, const char *domain, bool host_only, ph_mx_rng_fn rng,
+                  void *rng_arg, ph_mx_done_fn done, void *arg, ph_mx_query **out)
 {
     if (out)
         *out = NULL;
@@ -128,10 +130,17 @@ int ph_mx_lookup(ph_resolver *resolver, const char *domain, ph_mx_rng_fn rng, vo
         return -ENOMEM;
     }
     int rc = 0;
-    if (ph_mx_plan_domain(domain, &q->result, q->domain, sizeof(q->domain)) != 0)
+    if (ph_mx_plan_domain(domain, &q->result, q->domain, sizeof(q->domain)) != 0) {
         finish(q); /* an address literal or an invalid domain: final without DNS */
-    else
+    } else if (host_only) {
+        /* a named host: the exchanger is the name itself, as for an implicit MX */
+        q->result.implicit_mx = true;
+        q->result.nhosts = 1;
+        snprintf(q->result.hosts[0].name, sizeof(q->result.hosts[0].name), "%s", q->domain);
+        start_address_queries(q);
+    } else {
         rc = ph_resolver_resolve(resolver, q->domain, PH_DNS_TYPE_MX, on_mx, q, &q->mx_dns);
+    }
     if (rc < 0) {
         free_lookup(q);
         return rc;
@@ -139,6 +148,24 @@ int ph_mx_lookup(ph_resolver *resolver, const char *domain, ph_mx_rng_fn rng, vo
     if (out)
         *out = q;
     return 0;
+}
+
+int ph_mx_lookup(ph_resolver *resolver, const char *domain, ph_mx_rng_fn rng, void *rng_arg,
+                 ph_mx_done_fn done, void *arg, ph_mx_query **out)
+{
+    return lookup(resolver, domain, false, rng, rng_arg, done, arg, out);
+}
+
+int ph_mx_lookup_host(ph_resolver *resolver, const char *host, ph_mx_done_fn done, void *arg,
+                      ph_mx_query **out)
+{
+    char literal[PH_DNS_NAME_MAX + 3];
+    unsigned char buf[16];
+    if (host && (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)) {
+        snprintf(literal, sizeof(literal), strchr(host, ':') ? "[IPv6:%s]" : "[%s]", host);
+        host = literal; /* a bare address: the literal form the plan understands */
+    }
+    return lookup(resolver, host, true, NULL, NULL, done, arg, out);
 }
 
 void ph_mx_lookup_cancel(ph_mx_query *q)

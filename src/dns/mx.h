@@ -39,6 +39,11 @@ typedef void (*ph_mx_done_fn)(void *arg, const ph_mx_result *result);
 int ph_mx_lookup(ph_resolver *resolver, const char *domain, ph_mx_rng_fn rng, void *rng_arg,
                  ph_mx_done_fn done, void *arg, ph_mx_query **out);
 
+/* The same for one named host without MX records (a smarthost): its AAAA and A records, as
+ * for an implicit MX; an address literal ("[192.0.2.1]") or a bare IP address needs no DNS. */
+int ph_mx_lookup_host(ph_resolver *resolver, const char *host, ph_mx_done_fn done, void *arg,
+                      ph_mx_query **out);
+
 /* Stops a lookup: its open DNS queries are cancelled and done is not called. NULL is allowed. */
 void ph_mx_lookup_cancel(ph_mx_query *q);
 

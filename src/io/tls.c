@@ -1,5 +1,5 @@
 /*
- * tls.c - OpenSSL 3 behind tls.h: server contexts with SNI, non-blocking handshake/read/write
+ * tls.c - OpenSSL 3 behind tls.h: server contexts with SNI, client contexts, non-blocking handshake/read/write
  * on a raw socket, connection facts for logs and Received:, and self-signed certificates.
  *
  * Owns: SSL_CTX objects (a ph_tls_ctx holds the default one and one per SNI name) and each
@@ -8,6 +8,7 @@
  */
 #include "io/tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -196,7 +197,65 @@ void ph_tls_ctx_unref(ph_tls_ctx *c)
     free(c);
 }
 
+ph_tls_ctx *ph_tls_client_ctx_new(const ph_tls_client_config *cfg, char *err, size_t errlen)
+{
+    int v = min_version(cfg->min_version);
+    if (v < 0) {
+        snprintf(err, errlen, "unknown TLS version '%s' (TLSv1.2 or TLSv1.3)", cfg->min_version);
+        return NULL;
+    }
+    ph_tls_ctx *c = calloc(1, sizeof(*c));
+    if (!c || !(c->ctx = SSL_CTX_new(TLS_client_method()))) {
+        if (c)
+            take_openssl_error(err, errlen, "SSL_CTX_new");
+        free(c);
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    SSL_CTX_set_min_proto_version(c->ctx, v);
+    SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                    SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(c->ctx, cfg->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    int ok = !cfg->verify ? 1
+             : cfg->ca_file ? SSL_CTX_load_verify_locations(c->ctx, cfg->ca_file, NULL)
+                            : SSL_CTX_set_default_verify_paths(c->ctx);
+    if (ok != 1) {
+        take_openssl_error(err, errlen, cfg->ca_file ? cfg->ca_file : "default CA paths");
+        ph_tls_ctx_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
 /* ---- connections ------------------------------------------------------------------------ */
+
+static bool is_address_literal(const char *name)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+ph_tls *ph_tls_client_new(ph_tls_ctx *c, int fd, const char *server_name)
+{
+    ph_tls *t = ph_tls_new(c, fd);
+    if (!t)
+        return NULL;
+    SSL_set_connect_state(t->ssl);
+    bool ok = true;
+    if (server_name && *server_name && !is_address_literal(server_name))
+        ok = SSL_set_tlsext_host_name(t->ssl, server_name) == 1;
+    if (ok && server_name && *server_name &&
+        SSL_CTX_get_verify_mode(c->ctx) & SSL_VERIFY_PEER)
+        ok = SSL_set1_host(t->ssl, server_name) == 1; /* checked during the handshake */
+    if (!ok) {
+        ERR_clear_error();
+        ph_tls_free(t);
+        return NULL;
+    }
+    return t;
+}
 
 ph_tls *ph_tls_new(ph_tls_ctx *c, int fd)
 {

@@ -44,6 +44,23 @@ ph_tls_ctx *ph_tls_ctx_new(const ph_tls_config *cfg, char *err, size_t errlen);
 void ph_tls_ctx_ref(ph_tls_ctx *c);
 void ph_tls_ctx_unref(ph_tls_ctx *c); /* NULL is allowed */
 
+/* Client contexts (towards MX hosts and relays). verify: the peer's chain must verify against
+ * ca_file (NULL: OpenSSL's default paths, Debian's /etc/ssl/certs) and its name must match the
+ * server name given to ph_tls_client_new; without verify any certificate is taken (opportunistic
+ * TLS, RFC 7435: encryption against passive listening, no authentication). */
+typedef struct ph_tls_client_config {
+    bool verify;
+    const char *ca_file;     /* PEM bundle, NULL = default paths */
+    const char *min_version; /* as in ph_tls_config; NULL = TLSv1.2 */
+} ph_tls_client_config;
+
+ph_tls_ctx *ph_tls_client_ctx_new(const ph_tls_client_config *cfg, char *err, size_t errlen);
+
+/* Client side of a connection on fd (not owned): server_name goes out as SNI (unless it is an
+ * address literal) and is the name checked when the context verifies. NULL on memory
+ * shortage. */
+ph_tls *ph_tls_client_new(ph_tls_ctx *c, int fd, const char *server_name);
+
 /* Server side of a connection on fd (not owned). NULL on memory shortage. */
 ph_tls *ph_tls_new(ph_tls_ctx *c, int fd);
 void ph_tls_free(ph_tls *t);

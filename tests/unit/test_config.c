@@ -836,7 +836,7 @@ static void test_delivery_fields(void **state)
     ph_config *cfg = parse_ok("delivery defaults", BASE LISTENER_A);
     assert_int_equal(cfg->g.dns_forwarders.n, 0);
     assert_int_equal(cfg->g.dns_timeout_ms, 10000);
-    assert_int_equal(cfg->g.smtp_tls, PH_SMTP_TLS_MAY);
+    assert_int_equal(cfg->g.smtp_tls, PH_CONFIG_SMTP_TLS_MAY);
     assert_false(cfg->g.smtp_tls_verify);
     assert_int_equal(cfg->g.smtp_connect_timeout_ms, 30000);
     assert_int_equal(cfg->g.smtp_command_timeout_ms, 300000);
@@ -855,7 +855,7 @@ static void test_delivery_fields(void **state)
         "smtp_mx_port = 2525\ndestination_rate = 7\n" LISTENER_A);
     assert_int_equal(cfg->g.dns_forwarders.n, 2);
     assert_int_equal(cfg->g.dns_timeout_ms, 2000);
-    assert_int_equal(cfg->g.smtp_tls, PH_SMTP_TLS_ENCRYPT);
+    assert_int_equal(cfg->g.smtp_tls, PH_CONFIG_SMTP_TLS_ENCRYPT);
     assert_true(cfg->g.smtp_tls_verify);
     assert_int_equal(cfg->g.smtp_connect_timeout_ms, 5000);
     assert_int_equal(cfg->g.smtp_command_timeout_ms, 60000);

@@ -1,0 +1,981 @@
+/*
+ * relay.c - requests, destinations and the choice of exchanger for the relay (see relay.h);
+ * the connections themselves are relay_conn.c's.
+ *
+ * Objects, all owned by the relay and living on the loop thread:
+ *  - relay_req: one ph_relay_request in flight: its MX result, the candidate addresses in try
+ *    order, the connection attempts running for it, which recipients are final.
+ *  - relay_dest: one destination (recipient domain, or "relay:NAME"): sessions open (counted
+ *    against destination_concurrency from the first connection attempt to the close), idle
+ *    sessions kept for reuse, requests waiting for a session.
+ *  - host memory: per address and port, the last connect latency and until when a failure is
+ *    remembered (a small table; the oldest entry makes room).
+ * Worker threads only touch the inbox (under the mutex) and their own batch.
+ */
+#include "deliver/relay.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "deliver/relay_internal.h"
+#include "dns/mx.h"
+
+#define MEMORY_SLOTS 256
+#define CANDS_MAX (PH_MX_HOSTS_MAX * PH_MX_ADDRS_MAX)
+#define DEST_KEY_MAX 300
+
+typedef struct batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t left;
+} batch;
+
+typedef struct cand {
+    uint8_t host, addr;
+} cand;
+
+struct relay_req {
+    ph_relay *relay;
+    ph_relay_request *pub;
+    batch *b;
+    relay_req *next;            /* inbox, in-flight list */
+    relay_req *wait_next;       /* a destination's waiters */
+    relay_dest *dest;
+    ph_mx_query *mxq;
+    ph_mx_result *mx;
+    unsigned port;
+    cand cands[CANDS_MAX];
+    size_t ncand, next_cand;
+    uint16_t group_pref;        /* the preference being tried */
+    bool host_used[PH_MX_HOSTS_MAX];
+    size_t hosts_used;
+    relay_conn *attempts;
+    struct event *stagger;
+    bool waiting, fallback, holds_slot, tls_fallback;
+    bool *final;
+    size_t *open_idx;
+    const char **open_rcpts;
+    ph_client_result *txn_results;
+    ph_smtp_envelope txn_env;
+    ph_client_result last_error;
+    char last_exchanger[PH_RELAY_EXCHANGER_MAX];
+};
+
+struct relay_dest {
+    relay_dest *next;
+    ph_relay *relay;
+    char key[DEST_KEY_MAX];
+    unsigned active;            /* sessions and connection rounds holding a slot */
+    unsigned nreqs;             /* requests using this destination */
+    relay_conn *sessions;       /* greeted connections: in a transaction, idle or quitting */
+    relay_req *wait_head, **wait_tail;
+    long long last_open_ms;
+    struct event *timer;        /* rate limit: try the waiters again */
+};
+
+typedef struct memory_slot {
+    ph_dns_addr addr;
+    unsigned port;
+    long long seen_ms;
+    long long fail_until_ms;
+    long long no_tls_until_ms;
+    unsigned latency_ms;
+    bool has_latency;
+} memory_slot;
+
+struct ph_relay {
+    ph_relay_options o;
+    struct event_base *base;
+    pthread_mutex_t mu;
+    relay_req *inbox;
+    bool shut;                  /* under mu */
+    bool shutting;              /* loop side: no new sessions while everything is torn down */
+    int wake[2];
+    struct event *wake_ev;
+    relay_req *inflight;
+    relay_dest *dests;
+    memory_slot memory[MEMORY_SLOTS];
+};
+
+static bool req_seek(relay_req *q);
+static void req_finish(relay_req *q);
+static void dest_pump(relay_dest *d);
+
+/* ---- small things ---------------------------------------------------------------------- */
+
+static void logf_(ph_relay *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void logf_(ph_relay *r, int level, const char *fmt, ...)
+{
+    if (!r->o.log)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    r->o.log(r->o.log_ctx, level, line);
+}
+
+const ph_relay_options *relay_options(const ph_relay *r) { return &r->o; }
+struct event_base *relay_base(const ph_relay *r) { return r->base; }
+int relay_req_fd(const relay_req *q) { return q->pub->msg_fd; }
+const char *relay_req_qid(const relay_req *q) { return q->pub->qid; }
+
+ph_tls_ctx *relay_tls_ctx(const ph_relay *r, bool verify)
+{
+    return verify ? r->o.tls_ctx_verify : r->o.tls_ctx;
+}
+
+/* ---- host memory -------------------------------------------------------------------------- */
+
+static memory_slot *memory_find(ph_relay *r, const ph_dns_addr *a, unsigned port, bool add)
+{
+    if (r->o.host_memory_ms == 0)
+        return NULL;
+    long long now = relay_now_ms();
+    memory_slot *oldest = &r->memory[0];
+    for (size_t i = 0; i < MEMORY_SLOTS; i++) {
+        memory_slot *m = &r->memory[i];
+        bool live = m->seen_ms && now - m->seen_ms < (long long)r->o.host_memory_ms;
+        if (live && m->port == port && m->addr.family == a->family &&
+            memcmp(m->addr.bytes, a->bytes, a->family == AF_INET ? 4 : 16) == 0)
+            return m;
+        if (m->seen_ms < oldest->seen_ms)
+            oldest = m;
+    }
+    if (!add)
+        return NULL;
+    *oldest = (memory_slot){.addr = *a, .port = port, .seen_ms = now};
+    return oldest;
+}
+
+static void memory_latency(ph_relay *r, relay_conn *c, unsigned ms)
+{
+    memory_slot *m = memory_find(r, &c->addr, c->port, true);
+    if (m) {
+        m->seen_ms = relay_now_ms();
+        m->latency_ms = ms;
+        m->has_latency = true;
+        m->fail_until_ms = 0;
+    }
+}
+
+static void memory_failure(ph_relay *r, relay_conn *c)
+{
+    memory_slot *m = memory_find(r, &c->addr, c->port, true);
+    if (m) {
+        m->seen_ms = relay_now_ms();
+        m->fail_until_ms = m->seen_ms + r->o.host_memory_ms;
+    }
+}
+
+/* Sort key within a preference group: known fast first, unknown next, failed last. */
+static long long memory_rank(ph_relay *r, const ph_dns_addr *a, unsigned port)
+{
+    memory_slot *m = memory_find(r, a, port, false);
+    if (!m)
+        return 1000000;
+    if (m->fail_until_ms > relay_now_ms())
+        return 2000000;
+    return m->has_latency ? m->latency_ms : 1000000;
+}
+
+/* ---- destinations -------------------------------------------------------------------------- */
+
+static void dest_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dest_pump(arg);
+}
+
+static relay_dest *dest_get(ph_relay *r, const ph_relay_request *p)
+{
+    char key[DEST_KEY_MAX];
+    if (p->route.smarthost)
+        snprintf(key, sizeof(key), "relay:%s", p->route.name ? p->route.name : p->route.host);
+    else
+        snprintf(key, sizeof(key), "%s", p->domain);
+    for (char *k = key; *k; k++)
+        *k = (char)tolower((unsigned char)*k);
+    for (relay_dest *d = r->dests; d; d = d->next)
+        if (strcmp(d->key, key) == 0)
+            return d;
+    relay_dest *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    if (!(d->timer = event_new(r->base, -1, 0, dest_timer_cb, d))) {
+        free(d);
+        return NULL;
+    }
+    memcpy(d->key, key, sizeof(key));
+    d->relay = r;
+    d->wait_tail = &d->wait_head;
+    d->next = r->dests;
+    r->dests = d;
+    return d;
+}
+
+static void dest_maybe_free(ph_relay *r, relay_dest *d)
+{
+    if (d->active || d->nreqs || d->sessions || d->wait_head)
+        return;
+    relay_dest **pp = &r->dests;
+    while (*pp != d)
+        pp = &(*pp)->next;
+    *pp = d->next;
+    event_free(d->timer);
+    free(d);
+}
+
+static void dest_wait(relay_dest *d, relay_req *q)
+{
+    q->waiting = true;
+    q->wait_next = NULL;
+    *d->wait_tail = q;
+    d->wait_tail = &q->wait_next;
+}
+
+static relay_req *dest_unwait(relay_dest *d, relay_req *q)
+{
+    relay_req **pp = &d->wait_head;
+    while (*pp && *pp != q)
+        pp = &(*pp)->wait_next;
+    if (!*pp)
+        return NULL;
+    *pp = q->wait_next;
+    if (d->wait_tail == &q->wait_next)
+        d->wait_tail = pp;
+    q->waiting = false;
+    return q;
+}
+
+/* Keeps d alive across calls that may finish its last request (dest_release frees it then). */
+static void dest_hold(relay_dest *d)
+{
+    d->nreqs++;
+}
+
+static void dest_release(ph_relay *r, relay_dest *d)
+{
+    d->nreqs--;
+    dest_maybe_free(r, d);
+}
+
+static void dest_drop_session(relay_dest *d, relay_conn *c)
+{
+    for (relay_conn **pp = &d->sessions; *pp; pp = &(*pp)->snext)
+        if (*pp == c) {
+            *pp = c->snext;
+            return;
+        }
+}
+
+static relay_conn *dest_take_idle(relay_dest *d)
+{
+    for (relay_conn *c = d->sessions; c; c = c->snext)
+        if (c->state == CONN_IDLE && !c->req)
+            return c;
+    return NULL;
+}
+
+/* New sessions allowed now (destination_rate); else the timer is armed for later. */
+static bool dest_rate_ok(ph_relay *r, relay_dest *d)
+{
+    if (r->o.dest_rate == 0)
+        return true;
+    long long gap = 1000 / r->o.dest_rate, now = relay_now_ms();
+    if (d->last_open_ms == 0 || now - d->last_open_ms >= gap)
+        return true;
+    long long left = gap - (now - d->last_open_ms);
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+    event_add(d->timer, &tv);
+    return false;
+}
+
+/* A session finished its transaction: the next waiter takes it over, else it idles (or quits
+ * when only requests that need another host wait, so that they get its slot). */
+static void dest_give_conn(relay_dest *d, relay_conn *c)
+{
+    for (relay_req *w = d->wait_head; w; w = w->wait_next)
+        if (!w->fallback) {
+            dest_unwait(d, w);
+            req_seek(w); /* finds c idle */
+            return;
+        }
+    if (d->wait_head)
+        relay_conn_quit(c);
+}
+
+/* Lets waiting requests try again (a slot or a session came free), until one has to wait. */
+static void dest_pump(relay_dest *d)
+{
+    ph_relay *r = d->relay;
+    dest_hold(d);
+    while (d->wait_head) {
+        relay_req *w = d->wait_head;
+        dest_unwait(d, w);
+        if (req_seek(w))
+            break; /* back in line: nothing free */
+    }
+    dest_release(r, d);
+}
+
+/* ---- candidates ---------------------------------------------------------------------------- */
+
+static bool is_self(const ph_relay *r, const char *name)
+{
+    size_t n = strlen(name), m = strlen(r->o.helo_name);
+    if (n > 0 && name[n - 1] == '.')
+        n--;
+    return n == m && strncasecmp(name, r->o.helo_name, n) == 0;
+}
+
+/* RFC 5321 5.1: when we are one of the exchangers, only better ones may be used. */
+static void drop_self(ph_relay *r, ph_mx_result *mx)
+{
+    for (size_t i = 0; i < mx->nhosts; i++)
+        if (is_self(r, mx->hosts[i].name)) {
+            uint16_t pref = mx->hosts[i].preference;
+            size_t k = 0;
+            while (k < mx->nhosts && mx->hosts[k].preference < pref)
+                k++;
+            mx->nhosts = k;
+            return;
+        }
+}
+
+static void build_candidates(relay_req *q)
+{
+    ph_mx_result *mx = q->mx;
+    long long rank[CANDS_MAX];
+    q->ncand = 0;
+    for (size_t h = 0; h < mx->nhosts; h++)
+        for (size_t a = 0; a < mx->hosts[h].naddrs && q->ncand < CANDS_MAX; a++) {
+            rank[q->ncand] = memory_rank(q->relay, &mx->hosts[h].addrs[a], q->port);
+            q->cands[q->ncand++] = (cand){(uint8_t)h, (uint8_t)a};
+        }
+    /* stable insertion sort by (preference, memory rank): the plan's shuffle among equals
+     * stays where memory knows nothing */
+    for (size_t i = 1; i < q->ncand; i++)
+        for (size_t k = i; k > 0; k--) {
+            uint16_t pa = mx->hosts[q->cands[k - 1].host].preference;
+            uint16_t pb = mx->hosts[q->cands[k].host].preference;
+            if (pa < pb || (pa == pb && rank[k - 1] <= rank[k]))
+                break;
+            cand t = q->cands[k];
+            q->cands[k] = q->cands[k - 1];
+            q->cands[k - 1] = t;
+            long long rt = rank[k];
+            rank[k] = rank[k - 1];
+            rank[k - 1] = rt;
+        }
+}
+
+static uint16_t cand_pref(const relay_req *q, size_t k)
+{
+    return q->mx->hosts[q->cands[k].host].preference;
+}
+
+/* The next candidate worth starting, or ncand: hosts that already answered in an earlier
+ * round are skipped, and no more than PH_RELAY_HOSTS_MAX distinct hosts are tried. */
+static size_t next_candidate(relay_req *q)
+{
+    while (q->next_cand < q->ncand) {
+        cand c = q->cands[q->next_cand];
+        if (!q->host_used[c.host] && q->hosts_used < PH_RELAY_HOSTS_MAX)
+            return q->next_cand;
+        if (q->host_used[c.host] && !q->fallback)
+            return q->next_cand; /* another address of a host that only failed to connect */
+        q->next_cand++;
+    }
+    return q->ncand;
+}
+
+/* ---- results ------------------------------------------------------------------------------- */
+
+static void set_open(relay_req *q, int code, const char *enh, const char *text, bool remote,
+                     ph_client_stage stage)
+{
+    for (size_t i = 0; i < q->pub->env.nrcpts; i++)
+        if (!q->final[i]) {
+            ph_client_result_set(&q->pub->results[i], stage, remote, code, enh, text);
+            if (code < 400 || code >= 500)
+                q->final[i] = true;
+        }
+}
+
+static void prepare_txn(relay_req *q)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < q->pub->env.nrcpts; i++)
+        if (!q->final[i]) {
+            q->open_idx[n] = i;
+            q->open_rcpts[n++] = q->pub->env.rcpts[i];
+        }
+    q->txn_env = q->pub->env;
+    q->txn_env.rcpts = q->open_rcpts;
+    q->txn_env.nrcpts = n;
+}
+
+/* Takes the transaction's results; true when some recipient may try another host. */
+static bool collect(relay_req *q, relay_conn *c)
+{
+    size_t sent = 0, failed = 0, deferred = 0;
+    for (size_t k = 0; k < q->txn_env.nrcpts; k++) {
+        size_t i = q->open_idx[k];
+        ph_client_result *res = &q->txn_results[k];
+        if (res->code == 0)
+            ph_client_result_set(res, PH_STAGE_NONE, false, 451, "4.4.2", "session ended");
+        q->pub->results[i] = *res;
+        snprintf(q->pub->exchanger[i], PH_RELAY_EXCHANGER_MAX, "%s", c->exchanger);
+        if (res->code >= 400 && res->code < 500) {
+            deferred++;
+            continue;
+        }
+        q->final[i] = true;
+        if (res->code < 300)
+            sent++;
+        else
+            failed++;
+    }
+    logf_(q->relay, 2,
+          "event=smtp_txn qid=%s exchanger=%s session_txn=%u tls=%s sent=%zu failed=%zu "
+          "deferred=%zu",
+          q->pub->qid, c->exchanger, c->c.transactions, c->c.tls_active ? "yes" : "no", sent,
+          failed, deferred);
+    return deferred > 0;
+}
+
+/* What req_after_txn needs of the connection, taken before the connection moves on. */
+typedef struct txn_end {
+    bool any_open;          /* some recipient got a 4xx */
+    bool tls_broke;         /* opportunistic STARTTLS failed in the handshake */
+    ph_dns_addr addr;
+    unsigned port;
+    size_t cand;
+} txn_end;
+
+static txn_end txn_end_of(relay_req *q, relay_conn *c)
+{
+    bool open = collect(q, c);
+    return (txn_end){.any_open = open,
+                     .tls_broke = c->params.tls == PH_SMTP_TLS_OPPORTUNISTIC &&
+                                  q->txn_results[0].stage == PH_STAGE_TLS,
+                     .addr = c->addr, .port = c->port, .cand = c->cand};
+}
+
+/* After a transaction (or a broken session): go on with another host, or finish. */
+static void req_after_txn(relay_req *q, const txn_end *e)
+{
+    if (e->any_open && e->tls_broke && !q->tls_fallback) {
+        /* RFC 7435: opportunistic TLS that fails is retried in clear with the same host */
+        q->tls_fallback = true;
+        memory_slot *m = memory_find(q->relay, &e->addr, e->port, true);
+        if (m)
+            m->no_tls_until_ms = relay_now_ms() + 3600 * 1000;
+        q->next_cand = e->cand;
+        q->host_used[q->cands[e->cand].host] = false;
+        q->hosts_used--;
+        req_seek(q);
+        return;
+    }
+    if (e->any_open && next_candidate(q) < q->ncand) {
+        q->fallback = true;
+        req_seek(q);
+        return;
+    }
+    req_finish(q);
+}
+
+/* ---- connecting ------------------------------------------------------------------------------ */
+
+static void client_params(relay_req *q, const ph_dns_addr *a, ph_smtp_client_params *p,
+                          bool *verify)
+{
+    ph_relay *r = q->relay;
+    const ph_relay_route *rt = &q->pub->route;
+    *p = (ph_smtp_client_params){.mode = PH_SMTP_MODE_SMTP, .helo_name = r->o.helo_name};
+    if (rt->smarthost) {
+        p->tls = rt->tls;
+        p->tls_active = rt->implicit_tls;
+        p->auth_user = rt->auth_user;
+        p->auth_pass = rt->auth_pass;
+        p->auth_insecure = rt->auth_insecure;
+        *verify = rt->tls_verify;
+    } else {
+        p->tls = r->o.mx_tls;
+        *verify = r->o.mx_tls_verify && r->o.mx_tls == PH_SMTP_TLS_REQUIRED;
+    }
+    if (!relay_tls_ctx(r, *verify)) {
+        if (p->tls == PH_SMTP_TLS_OPPORTUNISTIC)
+            p->tls = PH_SMTP_TLS_NONE; /* no TLS context (no OpenSSL setup): clear text */
+    }
+    memory_slot *m = memory_find(r, a, q->port, false);
+    bool no_tls = q->tls_fallback || (m && m->no_tls_until_ms > relay_now_ms());
+    if (no_tls && p->tls == PH_SMTP_TLS_OPPORTUNISTIC)
+        p->tls = PH_SMTP_TLS_NONE;
+}
+
+static void stagger_cb(evutil_socket_t fd, short what, void *arg);
+
+static void arm_stagger(relay_req *q)
+{
+    size_t k = next_candidate(q);
+    if (q->relay->o.stagger_ms == 0 || k >= q->ncand || cand_pref(q, k) != q->group_pref)
+        return;
+    unsigned ms = q->relay->o.stagger_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(q->stagger, &tv);
+}
+
+/* Starts the next candidate; false when none is left. */
+static bool start_attempt(relay_req *q)
+{
+    for (size_t k; (k = next_candidate(q)) < q->ncand;) {
+        q->next_cand = k + 1;
+        cand cd = q->cands[k];
+        ph_mx_host *h = &q->mx->hosts[cd.host];
+        if (!q->attempts)
+            q->group_pref = h->preference;
+        if (!q->host_used[cd.host]) {
+            q->host_used[cd.host] = true;
+            q->hosts_used++;
+        }
+        ph_smtp_client_params p;
+        bool verify;
+        client_params(q, &h->addrs[cd.addr], &p, &verify);
+        char err[300];
+        relay_conn *c = relay_conn_start(q->relay, q, k, h->name, &h->addrs[cd.addr], q->port,
+                                         &p, err, sizeof(err));
+        if (!c) {
+            ph_client_result_set(&q->last_error, PH_STAGE_CONNECT, false, 451, "4.4.1", err);
+            logf_(q->relay, 2, "event=smtp_connect_failed qid=%s host=%s error=\"%s\"",
+                  q->pub->qid, h->name, err);
+            continue;
+        }
+        c->tls_verify = verify;
+        c->dest = q->dest;
+        c->next = q->attempts;
+        q->attempts = c;
+        arm_stagger(q);
+        return true;
+    }
+    return false;
+}
+
+static void stagger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    relay_req *q = arg;
+    size_t k = next_candidate(q);
+    if (q->attempts && k < q->ncand && cand_pref(q, k) == q->group_pref)
+        start_attempt(q);
+}
+
+/* No attempt is left running: the next preference group, or the end of this round. */
+static void round_failed(relay_req *q)
+{
+    if (start_attempt(q))
+        return;
+    ph_client_result *e = &q->last_error;
+    if (e->code == 0)
+        ph_client_result_set(e, PH_STAGE_CONNECT, false, 451, "4.4.1", "no exchanger reachable");
+    for (size_t i = 0; i < q->pub->env.nrcpts; i++)
+        if (!q->final[i] && q->pub->results[i].code == 0) {
+            q->pub->results[i] = *e;
+            snprintf(q->pub->exchanger[i], PH_RELAY_EXCHANGER_MAX, "%s", q->last_exchanger);
+        }
+    req_finish(q); /* gives the slot back */
+}
+
+void relay_on_attempt_failed(relay_conn *c, int code, const char *enh, const char *why,
+                             bool remote)
+{
+    relay_req *q = c->req;
+    ph_relay *r = c->relay;
+    for (relay_conn **pp = &q->attempts; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    memory_failure(r, c);
+    /* a server's own 4xx/5xx greeting says more than a refused connection elsewhere */
+    if (remote || q->last_error.code == 0 || !q->last_error.remote) {
+        ph_client_result_set(&q->last_error, PH_STAGE_GREETING, remote, code, enh, why);
+        snprintf(q->last_exchanger, sizeof(q->last_exchanger), "%s", c->exchanger);
+    }
+    logf_(r, 2, "event=smtp_connect_failed qid=%s host=%s addr=%s error=\"%d %s %s\"",
+          q->pub->qid, c->host, c->exchanger, code, enh ? enh : "", why);
+    size_t k = next_candidate(q);
+    if (k < q->ncand && (cand_pref(q, k) == q->group_pref || !q->attempts)) {
+        event_del(q->stagger);
+        if (start_attempt(q))
+            return;
+    }
+    if (!q->attempts)
+        round_failed(q);
+}
+
+void relay_on_greeted(relay_conn *c)
+{
+    relay_req *q = c->req;
+    ph_relay *r = c->relay;
+    for (relay_conn *o = q->attempts, *next; o; o = next) {
+        next = o->next;
+        if (o != c)
+            relay_conn_abort(o); /* lost the race */
+    }
+    q->attempts = NULL;
+    event_del(q->stagger);
+    unsigned ms = (unsigned)(relay_now_ms() - c->started_ms);
+    memory_latency(r, c, ms);
+    logf_(r, 2, "event=smtp_connect qid=%s host=%s addr=%s ms=%u", q->pub->qid, c->host,
+          c->exchanger, ms);
+    q->holds_slot = false; /* the session holds it from now on */
+    q->dest->last_open_ms = relay_now_ms();
+    c->snext = q->dest->sessions;
+    q->dest->sessions = c;
+    prepare_txn(q);
+    relay_conn_begin(c, q, &q->txn_env, q->txn_results);
+}
+
+/* ---- sessions ------------------------------------------------------------------------------ */
+
+void relay_on_txn_done(relay_conn *c)
+{
+    relay_req *q = c->req;
+    relay_dest *d = c->dest;
+    c->req = NULL;
+    txn_end e = txn_end_of(q, c);
+    /* the session first goes to whoever waits for it (c may be gone after this) */
+    relay_conn_idle(c, q->relay->o.idle_ms ? q->relay->o.idle_ms : PH_RELAY_IDLE_MS);
+    dest_give_conn(d, c);
+    req_after_txn(q, &e);
+}
+
+void relay_on_gone(relay_conn *c)
+{
+    relay_dest *d = c->dest;
+    relay_req *q = c->req;
+    dest_hold(d);
+    dest_drop_session(d, c);
+    d->active--;
+    if (q) {
+        c->req = NULL;
+        txn_end e = txn_end_of(q, c);
+        req_after_txn(q, &e);
+    }
+    dest_pump(d);
+    dest_release(c->relay, d);
+}
+
+/* ---- requests -------------------------------------------------------------------------------- */
+
+/* A session for q: an idle one, a new one, or a place in the line (true: q waits). q may be
+ * finished (and freed) when this returns false. */
+static bool req_seek(relay_req *q)
+{
+    ph_relay *r = q->relay;
+    relay_dest *d = q->dest;
+    relay_conn *c = q->fallback ? NULL : dest_take_idle(d);
+    if (c) {
+        prepare_txn(q);
+        relay_conn_next(c, q, &q->txn_env, q->txn_results);
+        return false;
+    }
+    if (d->active < r->o.dest_concurrency && dest_rate_ok(r, d)) {
+        d->active++;
+        q->holds_slot = true;
+        q->last_error = (ph_client_result){0};
+        if (!start_attempt(q))
+            round_failed(q);
+        return false;
+    }
+    dest_wait(d, q);
+    return true;
+}
+
+static void req_free(relay_req *q)
+{
+    if (q->stagger)
+        event_free(q->stagger);
+    free(q->mx);
+    free(q->final);
+    free(q->open_idx);
+    free(q->open_rcpts);
+    free(q->txn_results);
+    free(q);
+}
+
+static void batch_done(batch *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (--b->left == 0)
+        pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void req_finish(relay_req *q)
+{
+    ph_relay *r = q->relay;
+    for (relay_req **pp = &r->inflight; *pp; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            break;
+        }
+    ph_mx_lookup_cancel(q->mxq);
+    for (relay_conn *c = q->attempts, *next; c; c = next) {
+        next = c->next;
+        relay_conn_abort(c);
+    }
+    if (q->dest && q->waiting)
+        dest_unwait(q->dest, q);
+    bool freed_slot = q->dest && q->holds_slot;
+    if (freed_slot)
+        q->dest->active--;
+    for (size_t i = 0; i < q->pub->env.nrcpts; i++)
+        if (q->pub->results[i].code == 0)
+            ph_client_result_set(&q->pub->results[i], PH_STAGE_NONE, false, 451, "4.3.0",
+                                 "delivery not completed");
+    relay_dest *d = q->dest;
+    batch *b = q->b;
+    req_free(q);
+    batch_done(b);
+    if (d && freed_slot && !r->shutting)
+        dest_pump(d);
+    if (d)
+        dest_release(r, d);
+}
+
+static void on_mx(void *arg, const ph_mx_result *res)
+{
+    relay_req *q = arg;
+    q->mxq = NULL;
+    if (res->verdict != PH_MX_OK) {
+        set_open(q, res->smtp_code, res->status, res->text, false, PH_STAGE_CONNECT);
+        logf_(q->relay, 2, "event=smtp_dns qid=%s domain=%s verdict=%s text=\"%s\"", q->pub->qid,
+              q->pub->domain, ph_mx_verdict_name(res->verdict), res->text);
+        return req_finish(q);
+    }
+    if (!(q->mx = malloc(sizeof(*q->mx)))) {
+        set_open(q, 451, "4.3.0", "out of memory", false, PH_STAGE_CONNECT);
+        return req_finish(q);
+    }
+    *q->mx = *res;
+    if (!q->pub->route.smarthost)
+        drop_self(q->relay, q->mx);
+    if (q->mx->nhosts == 0) {
+        char why[400];
+        snprintf(why, sizeof(why), "mail for %s loops back to myself", q->pub->domain);
+        set_open(q, 554, "5.4.6", why, false, PH_STAGE_CONNECT);
+        return req_finish(q);
+    }
+    build_candidates(q);
+    req_seek(q);
+}
+
+static void req_start(ph_relay *r, relay_req *q)
+{
+    q->next = r->inflight;
+    r->inflight = q;
+    const ph_relay_route *rt = &q->pub->route;
+    q->port = rt->smarthost ? rt->port : r->o.mx_port;
+    if (!(q->dest = dest_get(r, q->pub))) {
+        set_open(q, 451, "4.3.0", "out of memory", false, PH_STAGE_CONNECT);
+        return req_finish(q);
+    }
+    q->dest->nreqs++;
+    int rc = rt->smarthost ? ph_mx_lookup_host(r->o.resolver, rt->host, on_mx, q, &q->mxq)
+                           : ph_mx_lookup(r->o.resolver, q->pub->domain, NULL, NULL, on_mx, q,
+                                          &q->mxq);
+    if (rc < 0) {
+        set_open(q, 451, "4.3.0", "cannot start the DNS lookup", false, PH_STAGE_CONNECT);
+        req_finish(q);
+    }
+}
+
+/* ---- the inbox (worker threads -> loop) ------------------------------------------------------ */
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    ph_relay *r = arg;
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    pthread_mutex_lock(&r->mu);
+    relay_req *list = r->inbox;
+    r->inbox = NULL;
+    pthread_mutex_unlock(&r->mu);
+    /* the inbox is LIFO: start in arrival order */
+    relay_req *rev = NULL;
+    while (list) {
+        relay_req *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    while (rev) {
+        relay_req *next = rev->next;
+        req_start(r, rev);
+        rev = next;
+    }
+}
+
+static relay_req *req_new(ph_relay *r, ph_relay_request *p, batch *b)
+{
+    size_t n = p->env.nrcpts;
+    relay_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->relay = r;
+    q->pub = p;
+    q->b = b;
+    q->final = calloc(n, sizeof(*q->final));
+    q->open_idx = calloc(n, sizeof(*q->open_idx));
+    q->open_rcpts = calloc(n, sizeof(*q->open_rcpts));
+    q->txn_results = calloc(n, sizeof(*q->txn_results));
+    q->stagger = event_new(r->base, -1, 0, stagger_cb, q);
+    if (!q->final || !q->open_idx || !q->open_rcpts || !q->txn_results || !q->stagger) {
+        req_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+static void fail_request(ph_relay_request *p, int code, const char *enh, const char *text)
+{
+    for (size_t i = 0; i < p->env.nrcpts; i++) {
+        ph_client_result_set(&p->results[i], PH_STAGE_NONE, false, code, enh, text);
+        p->exchanger[i][0] = '\0';
+    }
+}
+
+void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n)
+{
+    batch b = {.left = 0};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < n; i++) {
+        ph_relay_request *p = reqs[i];
+        memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
+        for (size_t k = 0; k < p->env.nrcpts; k++)
+            p->exchanger[k][0] = '\0';
+        relay_req *q = r->shut || p->env.nrcpts == 0 ? NULL : req_new(r, p, &b);
+        if (!q) {
+            fail_request(p, 451, r->shut ? "4.3.2" : "4.3.0",
+                         r->shut ? "shutting down" : "out of memory");
+            continue;
+        }
+        q->next = r->inbox;
+        r->inbox = q;
+        b.left++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (b.left > 0) {
+        ssize_t w = write(r->wake[1], "x", 1);
+        (void)w; /* EAGAIN: a wake-up is pending already */
+        pthread_mutex_lock(&b.mu);
+        while (b.left > 0)
+            pthread_cond_wait(&b.cv, &b.mu);
+        pthread_mutex_unlock(&b.mu);
+    }
+    pthread_cond_destroy(&b.cv);
+    pthread_mutex_destroy(&b.mu);
+}
+
+/* ---- life -------------------------------------------------------------------------------------- */
+
+ph_relay *ph_relay_new(struct event_base *base, const ph_relay_options *o)
+{
+    if (!base || !o || !o->resolver || !o->helo_name || o->dest_concurrency == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    ph_relay *r = calloc(1, sizeof(*r));
+    if (!r) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    r->o = *o;
+    r->base = base;
+    r->wake[0] = r->wake[1] = -1;
+    pthread_mutex_init(&r->mu, NULL);
+    if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
+        !(r->wake_ev = event_new(base, r->wake[0], EV_READ | EV_PERSIST, wake_cb, r)) ||
+        event_add(r->wake_ev, NULL) < 0) {
+        int e = errno ? errno : ENOMEM;
+        ph_relay_free(r);
+        errno = e;
+        return NULL;
+    }
+    return r;
+}
+
+void ph_relay_shutdown(ph_relay *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->shut = true;
+    relay_req *list = r->inbox;
+    r->inbox = NULL;
+    pthread_mutex_unlock(&r->mu);
+    r->shutting = true;
+    for (relay_req *q = list, *next; q; q = next) {
+        next = q->next;
+        q->next = r->inflight;
+        r->inflight = q;
+    }
+    /* sessions first (no callbacks), then every request ends with what it has */
+    for (relay_dest *d = r->dests; d; d = d->next) {
+        for (relay_conn *c = d->sessions, *next; c; c = next) {
+            next = c->snext;
+            relay_conn_abort(c);
+        }
+        d->sessions = NULL;
+        d->active = 0;
+        d->wait_head = NULL;
+        d->wait_tail = &d->wait_head;
+    }
+    while (r->inflight) {
+        relay_req *q = r->inflight;
+        q->waiting = false;
+        q->holds_slot = false;
+        set_open(q, 451, "4.3.2", "shutting down", false, PH_STAGE_NONE);
+        req_finish(q);
+    }
+    while (r->dests) {
+        relay_dest *d = r->dests;
+        r->dests = d->next;
+        event_free(d->timer);
+        free(d);
+    }
+}
+
+void ph_relay_free(ph_relay *r)
+{
+    if (!r)
+        return;
+    ph_relay_shutdown(r);
+    if (r->wake_ev)
+        event_free(r->wake_ev);
+    if (r->wake[0] >= 0)
+        close(r->wake[0]);
+    if (r->wake[1] >= 0)
+        close(r->wake[1]);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
