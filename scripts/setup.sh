@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libevent-dev libssl-dev libcrypt-dev libcmocka-dev clang llvm \
       libclang-rt-14-dev python3 swaks curl postfix openssl procps iproute2 util-linux man-db groff-base \
       libnet-ssleay-perl libio-socket-ssl-perl libauthen-sasl-perl dovecot-core dovecot-lmtpd \
-      libunbound-dev dns-root-data"
+      libunbound-dev dns-root-data libidn2-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

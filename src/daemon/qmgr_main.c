@@ -86,12 +86,17 @@ static int run_loop(const qmgr_process *p, struct event_base *base)
     if (ph_spool_open(cfg->g.queue_dir, NULL, NULL, NULL, false, &ctx.spool, err, sizeof(err)) < 0 ||
         ph_qstore_open(cfg->g.queue_dir, &ctx.store, err, sizeof(err)) < 0)
         goto out;
-    if (!(relay = qmgr_relay_new(base, cfg, p->hostname, log_line, (void *)cfg, err,
-                                 sizeof(err))))
-        goto out;
-    ctx.relay = qmgr_relay_engine(relay);
-    ctx.route = qmgr_relay_route;
-    ctx.route_ctx = relay;
+    /* without a relay (no resolver: a missing trust anchor, say) local delivery still runs;
+     * remote recipients wait, deferred, until it is fixed */
+    if ((relay = qmgr_relay_new(base, cfg, p->hostname, log_line, (void *)cfg, err,
+                                sizeof(err)))) {
+        ctx.relay = qmgr_relay_engine(relay);
+        ctx.route = qmgr_relay_route;
+        ctx.route_ctx = relay;
+    } else {
+        logbuf_now(POSTHORN_LOG_ERROR, "event=relay_error error=\"%s\"", err);
+        err[0] = '\0';
+    }
     ph_qmgr_options o = {.spool_dir = cfg->g.queue_dir, .concurrency = cfg->g.queue_concurrency,
                          .run = ph_job_run, .run_ctx = &ctx, .log = log_line,
                          .log_ctx = (void *)cfg};

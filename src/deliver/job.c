@@ -210,7 +210,7 @@ static void route(attempt *a, size_t i)
             o->remote = true; /* sent per domain below */
         else
             set_outcome(o, 451, "none",
-                        "451 4.4.0 no route to %s: remote delivery is not enabled",
+                        "451 4.4.0 no route to %s: remote delivery is not available",
                         at ? at + 1 : addr);
         return;
     }

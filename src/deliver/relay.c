@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <idn2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct relay_req {
     relay_dest *dest;
     ph_mx_query *mxq;
     ph_mx_result *mx;
+    char lookup[PH_DNS_NAME_MAX + 1]; /* the domain (or smarthost) as asked of the DNS */
     unsigned port;
     cand cands[CANDS_MAX];
     size_t ncand, next_cand;
@@ -785,6 +787,28 @@ static void on_mx(void *arg, const ph_mx_result *res)
     req_seek(q);
 }
 
+/* The name to look up: ASCII as it is; a UTF-8 domain (RFC 6531 mail) as its A-label form
+ * (IDNA 2008, UTS #46 non-transitional mapping, as browsers and Postfix do). */
+static int lookup_name(const char *name, char *out, size_t size)
+{
+    bool ascii = true;
+    for (const char *p = name; *p; p++)
+        ascii &= (unsigned char)*p < 0x80;
+    if (ascii) {
+        snprintf(out, size, "%s", name);
+        return 0;
+    }
+    char *alabel = NULL;
+    int rc = idn2_to_ascii_8z(name, &alabel, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+    if (rc != IDN2_OK || strlen(alabel) >= size) {
+        idn2_free(alabel);
+        return -1;
+    }
+    snprintf(out, size, "%s", alabel);
+    idn2_free(alabel);
+    return 0;
+}
+
 static void req_start(ph_relay *r, relay_req *q)
 {
     q->next = r->inflight;
@@ -796,8 +820,13 @@ static void req_start(ph_relay *r, relay_req *q)
         return req_finish(q);
     }
     q->dest->nreqs++;
-    int rc = rt->smarthost ? ph_mx_lookup_host(r->o.resolver, rt->host, on_mx, q, &q->mxq)
-                           : ph_mx_lookup(r->o.resolver, q->pub->domain, NULL, NULL, on_mx, q,
+    if (lookup_name(rt->smarthost ? rt->host : q->pub->domain, q->lookup, sizeof(q->lookup)) < 0) {
+        set_open(q, 550, "5.1.2", "the domain is not a valid internationalized domain name",
+                 false, PH_STAGE_CONNECT);
+        return req_finish(q);
+    }
+    int rc = rt->smarthost ? ph_mx_lookup_host(r->o.resolver, q->lookup, on_mx, q, &q->mxq)
+                           : ph_mx_lookup(r->o.resolver, q->lookup, NULL, NULL, on_mx, q,
                                           &q->mxq);
     if (rc < 0) {
         set_open(q, 451, "4.3.0", "cannot start the DNS lookup", false, PH_STAGE_CONNECT);

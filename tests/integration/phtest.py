@@ -901,3 +901,17 @@ class Interactive:
                 f.close()
             except OSError:
                 pass
+
+
+_BLACKHOLE = []
+
+
+def dns_blackhole():
+    """A `dns_forwarders` value for a DNS server that never answers (a bound UDP socket that
+    nobody reads): every lookup times out, so mail to other domains stays deferred and no
+    query ever leaves 127.0.0.1. The socket lives as long as the test process."""
+    if not _BLACKHOLE:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        _BLACKHOLE.append(s)
+    return "127.0.0.1@%d" % _BLACKHOLE[0].getsockname()[1]

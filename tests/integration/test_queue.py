@@ -7,7 +7,7 @@ import smtplib
 import time
 import unittest
 
-from phtest import BIN, TIMEOUT, Daemon, PosthornTestCase, queued_qid
+from phtest import BIN, TIMEOUT, Daemon, PosthornTestCase, dns_blackhole, queued_qid
 
 HELO = "client.example"
 
@@ -25,13 +25,15 @@ class QueueCase(PosthornTestCase):
 
     def conf(self, extra=""):
         # recipients in example.net are not local: relaying from 127.0.0.1 is allowed, and
-        # with no relay transport yet they wait in the queue (deferred), where tests see them
+        # with a DNS that never answers they wait in the queue (deferred), where tests see them
         return ("hostname = mx.test\n"
                 "delivery = queue\n"
                 "relay_networks = 127.0.0.0/8\n"
-                "queue_dir = %s\n%s"
-                "[listener mx]\n"
-                "listen = 127.0.0.1:0\n" % (self.qdir, extra))
+                "dns_forwarders = %s\n"
+                "dns_timeout = 1s\n" % dns_blackhole() +
+                ("queue_dir = %s\n%s"
+                 "[listener mx]\n"
+                 "listen = 127.0.0.1:0\n" % (self.qdir, extra)))
 
     def serve(self, text, check_exit=True):
         path = os.path.join(self.dir, "posthorn.conf")
