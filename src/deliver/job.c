@@ -272,7 +272,8 @@ static void record_remote(attempt *a, size_t i, const ph_client_result *res, con
     set_outcome(o, res->code, exch[0] ? exch : "none", "%d%s%s %s", res->code,
                 res->enh[0] ? " " : "", res->enh, res->text);
     if (res->remote && exch[0]) {
-        size_t n = strcspn(exch, "[");
+        /* "host[address]:port" -> host; "[address literal]:port" -> the literal */
+        size_t n = exch[0] == '[' ? strcspn(exch, "]") + 1 : strcspn(exch, "[");
         snprintf(o->remote_mta, sizeof(o->remote_mta), "%.*s", (int)n, exch);
     }
 }

@@ -561,6 +561,8 @@ static bool start_attempt(relay_req *q)
                                          &p, err, sizeof(err));
         if (!c) {
             ph_client_result_set(&q->last_error, PH_STAGE_CONNECT, false, 451, "4.4.1", err);
+            relay_format_exchanger(q->last_exchanger, sizeof(q->last_exchanger), h->name,
+                                   &h->addrs[cd.addr], q->port);
             logf_(q->relay, 2, "event=smtp_connect_failed qid=%s host=%s error=\"%s\"",
                   q->pub->qid, h->name, err);
             continue;
@@ -684,6 +686,25 @@ void relay_on_gone(relay_conn *c)
 
 /* ---- requests -------------------------------------------------------------------------------- */
 
+/* q takes over an idle session: its host counts as tried (a 4xx there moves on to another
+ * host, never to a second connection to the same one). */
+static void adopt_session(relay_req *q, relay_conn *c)
+{
+    for (size_t k = 0; k < q->ncand; k++) {
+        const ph_mx_host *h = &q->mx->hosts[q->cands[k].host];
+        const ph_dns_addr *a = &h->addrs[q->cands[k].addr];
+        if (a->family == c->addr.family && memcmp(a->bytes, c->addr.bytes, 16) == 0 &&
+            strcmp(h->name, c->host) == 0) {
+            c->cand = k;
+            if (!q->host_used[q->cands[k].host]) {
+                q->host_used[q->cands[k].host] = true;
+                q->hosts_used++;
+            }
+            return;
+        }
+    }
+}
+
 /* A session for q: an idle one, a new one, or a place in the line (true: q waits). q may be
  * finished (and freed) when this returns false. */
 static bool req_seek(relay_req *q)
@@ -692,6 +713,7 @@ static bool req_seek(relay_req *q)
     relay_dest *d = q->dest;
     relay_conn *c = q->fallback ? NULL : dest_take_idle(d);
     if (c) {
+        adopt_session(q, c);
         prepare_txn(q);
         relay_conn_next(c, q, &q->txn_env, q->txn_results);
         return false;

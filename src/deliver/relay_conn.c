@@ -47,7 +47,10 @@ void relay_format_exchanger(char *buf, size_t size, const char *host, const ph_d
 {
     char ip[INET6_ADDRSTRLEN] = "?";
     inet_ntop(a->family, a->bytes, ip, sizeof(ip));
-    snprintf(buf, size, "%s[%s]:%u", host, ip, port);
+    if (host[0] == '[') /* an address literal names itself */
+        snprintf(buf, size, "%s:%u", host, port);
+    else
+        snprintf(buf, size, "%s[%s]:%u", host, ip, port);
 }
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
@@ -254,8 +257,11 @@ static void pump(relay_conn *c)
             }
             return;
         }
-        if (c->streaming && c->wlen > 0)
-            return; /* on_write refills */
+        if (c->streaming) {
+            if (c->wlen > 0)
+                return; /* on_write refills */
+            continue;   /* the socket took it all: read on */
+        }
         arm_timer(c, session_timeout(c));
         return;
     }
