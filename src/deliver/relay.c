@@ -491,10 +491,12 @@ static void req_after_txn(relay_req *q, const txn_end *e)
         req_seek(q);
         return;
     }
-    if (e->any_open && next_candidate(q) < q->ncand) {
-        q->fallback = true;
-        req_seek(q);
-        return;
+    if (e->any_open) {
+        q->fallback = true; /* hosts already tried do not count any more */
+        if (next_candidate(q) < q->ncand) {
+            req_seek(q);
+            return;
+        }
     }
     req_finish(q);
 }
@@ -544,6 +546,8 @@ static void arm_stagger(relay_req *q)
 static bool start_attempt(relay_req *q)
 {
     for (size_t k; (k = next_candidate(q)) < q->ncand;) {
+        if (q->attempts && cand_pref(q, k) != q->group_pref)
+            return false; /* a better exchanger is still connecting */
         q->next_cand = k + 1;
         cand cd = q->cands[k];
         ph_mx_host *h = &q->mx->hosts[cd.host];
@@ -637,8 +641,17 @@ void relay_on_greeted(relay_conn *c)
     ph_relay *r = c->relay;
     for (relay_conn *o = q->attempts, *next; o; o = next) {
         next = o->next;
-        if (o != c)
-            relay_conn_abort(o); /* lost the race */
+        if (o == c)
+            continue;
+        /* lost the race: never heard from, so still a candidate for a fallback round */
+        size_t h = q->cands[o->cand].host;
+        if (h != q->cands[c->cand].host && q->host_used[h]) {
+            q->host_used[h] = false;
+            q->hosts_used--;
+        }
+        if (o->cand < q->next_cand)
+            q->next_cand = o->cand;
+        relay_conn_abort(o);
     }
     q->attempts = NULL;
     event_del(q->stagger);
@@ -646,8 +659,8 @@ void relay_on_greeted(relay_conn *c)
     memory_latency(r, c, ms);
     logf_(r, 2, "event=smtp_connect qid=%s host=%s addr=%s ms=%u", q->pub->qid, c->host,
           c->exchanger, ms);
+    c->best = q->mx->hosts[q->cands[c->cand].host].preference == q->mx->hosts[0].preference;
     q->holds_slot = false; /* the session holds it from now on */
-    q->dest->last_open_ms = relay_now_ms();
     c->snext = q->dest->sessions;
     q->dest->sessions = c;
     prepare_txn(q);
@@ -662,9 +675,15 @@ void relay_on_txn_done(relay_conn *c)
     relay_dest *d = c->dest;
     c->req = NULL;
     txn_end e = txn_end_of(q, c);
-    /* the session first goes to whoever waits for it (c may be gone after this) */
     relay_conn_idle(c, q->relay->o.idle_ms ? q->relay->o.idle_ms : PH_RELAY_IDLE_MS);
-    dest_give_conn(d, c);
+    bool full = d->active >= q->relay->o.dest_concurrency;
+    if (!c->best || (e.any_open && full)) {
+        /* a backup exchanger is not kept for new mail; and q, going on to another host,
+         * needs this slot more than an idle session does */
+        relay_conn_quit(c);
+    } else {
+        dest_give_conn(d, c); /* whoever waits takes it over (c may be gone after this) */
+    }
     req_after_txn(q, &e);
 }
 
@@ -720,6 +739,7 @@ static bool req_seek(relay_req *q)
     }
     if (d->active < r->o.dest_concurrency && dest_rate_ok(r, d)) {
         d->active++;
+        d->last_open_ms = relay_now_ms();
         q->holds_slot = true;
         q->last_error = (ph_client_result){0};
         if (!start_attempt(q))

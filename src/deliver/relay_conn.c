@@ -120,12 +120,16 @@ static int reserve(relay_conn *c, size_t more)
     return 0;
 }
 
+/* -EAGAIN: wait for writability; -EWOULDBLOCK is not used apart (same value), so a TLS write
+ * that needs the peer's bytes first says -ENODATA: wait for readability. */
 static ssize_t send_some(relay_conn *c, const char *p, size_t n)
 {
     if (c->tls) {
         ssize_t r = ph_tls_write(c->tls, p, n);
-        if (r == PH_TLS_WANT_READ || r == PH_TLS_WANT_WRITE)
+        if (r == PH_TLS_WANT_WRITE)
             return -EAGAIN;
+        if (r == PH_TLS_WANT_READ)
+            return -ENODATA;
         return r < 0 ? -EIO : r;
     }
     ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -137,6 +141,10 @@ static int flush(relay_conn *c)
 {
     while (c->wlen > 0) {
         ssize_t n = send_some(c, c->wbuf + c->woff, c->wlen);
+        if (n == -ENODATA) {
+            c->tls_write_wants_read = true; /* on_read flushes again */
+            return 0;
+        }
         if (n == -EAGAIN || n == -EINTR) {
             event_add(c->wev, NULL);
             return 0;
@@ -145,7 +153,8 @@ static int flush(relay_conn *c)
             char why[WHY_MAX];
             snprintf(why, sizeof(why), "lost connection with %s while sending: %s", c->exchanger,
                      c->tls ? ph_tls_last_error(c->tls) : strerror((int)-n));
-            ph_smtp_client_fail(&c->c, 451, "4.4.2", why);
+            if (c->state == CONN_SESSION) /* else the machine holds no transaction */
+                ph_smtp_client_fail(&c->c, 451, "4.4.2", why);
             return -1;
         }
         c->woff += (size_t)n;
@@ -195,7 +204,8 @@ static unsigned session_timeout(const relay_conn *c)
 {
     const ph_relay_options *o = relay_options(c->relay);
     ph_client_stage st = ph_smtp_client_stage(&c->c);
-    return c->streaming || st == PH_STAGE_MESSAGE ? o->data_timeout_ms : o->command_timeout_ms;
+    bool data = c->streaming || st == PH_STAGE_MESSAGE || st == PH_STAGE_END_OF_DATA;
+    return data ? o->data_timeout_ms : o->command_timeout_ms;
 }
 
 static bool handshake_step(relay_conn *c);
@@ -229,8 +239,11 @@ static void pump(relay_conn *c)
             c->msg_off = 0;
             ph_dotstuff_init(&c->ds);
         }
-        if (c->streaming)
+        if (c->streaming) {
             stream_message(c);
+            if (ph_smtp_client_wants(&c->c) == 0)
+                continue; /* the message file failed: the session is over */
+        }
         if (flush(c) < 0)
             continue;
         if ((w & PH_SMTP_WANT_TLS) && !c->tls_handshake) {
@@ -258,9 +271,11 @@ static void pump(relay_conn *c)
             return;
         }
         if (c->streaming) {
-            if (c->wlen > 0)
-                return; /* on_write refills */
-            continue;   /* the socket took it all: read on */
+            if (c->wlen > 0) { /* on_write refills */
+                arm_timer(c, relay_options(c->relay)->data_timeout_ms);
+                return;
+            }
+            continue; /* the socket took it all: read on */
         }
         arm_timer(c, session_timeout(c));
         return;
@@ -303,6 +318,7 @@ static ssize_t recv_some(relay_conn *c, char *buf, size_t n)
     if (c->tls) {
         ssize_t r = ph_tls_read(c->tls, buf, n);
         if (r == PH_TLS_WANT_WRITE) {
+            c->tls_read_wants_write = true; /* on_write reads again */
             event_add(c->wev, NULL);
             return -EAGAIN;
         }
@@ -312,6 +328,19 @@ static ssize_t recv_some(relay_conn *c, char *buf, size_t n)
     }
     ssize_t r = recv(c->fd, buf, n, 0);
     return r < 0 ? -errno : r;
+}
+
+/* A socket event during a handshake: one more step; a session goes on (or ends) either way,
+ * an attempt has reported its failure already. */
+static void handshake_event(relay_conn *c)
+{
+    if (c->state != CONN_SESSION) { /* implicit TLS: the greeting may be decrypted already */
+        if (handshake_step(c) && !c->tls_handshake)
+            on_read(c->fd, EV_READ, c);
+        return;
+    }
+    if (!handshake_step(c) || !c->tls_handshake)
+        pump(c);
 }
 
 /* Collects the greeting; true when the attempt is still alive afterwards. */
@@ -373,9 +402,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     relay_conn *c = arg;
-    if (c->tls_handshake) {
-        if (handshake_step(c) && !c->tls_handshake && c->state == CONN_SESSION)
-            pump(c);
+    if (c->tls_handshake)
+        return handshake_event(c);
+    if (c->tls_write_wants_read) {
+        c->tls_write_wants_read = false;
+        if (c->state == CONN_SESSION)
+            pump(c); /* flushes again */
+        else if (c->state == CONN_QUITTING && flush(c) < 0)
+            return gone(c);
         return;
     }
     char buf[READ_CHUNK];
@@ -385,6 +419,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             break;
         if (n <= 0)
             return eof_or_error(c, n);
+        if (c->state == CONN_QUITTING) /* the 221, or anything: we are done */
+            return gone(c);
         if (c->state == CONN_GREETING) {
             if (!greeting_bytes(c, buf, (size_t)n))
                 return;
@@ -394,7 +430,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return eof_or_error(c, 0);
         ph_smtp_client_feed(&c->c, buf, (size_t)n);
     }
-    if (c->state == CONN_SESSION || c->state == CONN_QUITTING)
+    if (c->state == CONN_SESSION)
         pump(c);
 }
 
@@ -429,15 +465,17 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     relay_conn *c = arg;
     if (c->state == CONN_CONNECTING)
         return connected(c);
-    if (c->tls_handshake) {
-        if (handshake_step(c) && !c->tls_handshake && c->state == CONN_SESSION)
-            pump(c);
-        return;
-    }
-    if (c->state == CONN_GREETING) /* TLS wanted to write while reading the greeting */
+    if (c->tls_handshake)
+        return handshake_event(c);
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
         return on_read(fd, what, arg);
+    }
+    if (c->state == CONN_GREETING)
+        return;
     if (c->state == CONN_QUITTING) {
-        flush(c);
+        if (flush(c) < 0)
+            return gone(c);
         return;
     }
     pump(c);
@@ -565,6 +603,12 @@ void relay_conn_idle(relay_conn *c, unsigned idle_ms)
 {
     c->req = NULL;
     c->state = CONN_IDLE;
+    /* the request's recipients and results are freed when it finishes: the machine must not
+     * keep pointers to them (a failure while idle or quitting has nothing to report) */
+    c->c.env.from = "";
+    c->c.env.rcpts = NULL;
+    c->c.env.nrcpts = 0;
+    c->c.results = NULL;
     arm_timer(c, idle_ms);
 }
 

@@ -47,6 +47,9 @@ struct relay_conn {
     ph_tls *tls;
     bool tls_handshake;         /* a handshake is in progress (implicit or after STARTTLS) */
     bool tls_verify;            /* check the server's certificate and name */
+    bool tls_read_wants_write;  /* SSL_read needs the socket writable first */
+    bool tls_write_wants_read;  /* SSL_write needs the peer's bytes first */
+    bool best;                  /* an exchanger of the best preference (may be kept idle) */
     struct event *rev, *wev, *timer;
     /* who */
     char host[256];
