@@ -8,8 +8,8 @@
  *  - relay_dest: one destination (recipient domain, or "relay:NAME"): sessions open (counted
  *    against destination_concurrency from the first connection attempt to the close), idle
  *    sessions kept for reuse, requests waiting for a session.
- *  - host memory: per address and port, the last connect latency and until when a failure is
- *    remembered (a small table; the oldest entry makes room).
+ *  - host memory (relay_memory.h): per address and port, the last connect latency and until
+ *    when a failure is remembered.
  * Worker threads only touch the inbox (under the mutex) and their own batch.
  */
 #include "deliver/relay.h"
@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <idn2.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,9 +27,10 @@
 #include <unistd.h>
 
 #include "deliver/relay_internal.h"
+#include "deliver/relay_memory.h"
+#include "dns/idna.h"
 #include "dns/mx.h"
 
-#define MEMORY_SLOTS 256
 #define CANDS_MAX (PH_MX_HOSTS_MAX * PH_MX_ADDRS_MAX)
 #define DEST_KEY_MAX 300
 
@@ -84,16 +84,6 @@ struct relay_dest {
     struct event *timer;        /* rate limit: try the waiters again */
 };
 
-typedef struct memory_slot {
-    ph_dns_addr addr;
-    unsigned port;
-    long long seen_ms;
-    long long fail_until_ms;
-    long long no_tls_until_ms;
-    unsigned latency_ms;
-    bool has_latency;
-} memory_slot;
-
 struct ph_relay {
     ph_relay_options o;
     struct event_base *base;
@@ -105,7 +95,7 @@ struct ph_relay {
     struct event *wake_ev;
     relay_req *inflight;
     relay_dest *dests;
-    memory_slot memory[MEMORY_SLOTS];
+    relay_memory memory;
 };
 
 static bool req_seek(relay_req *q);
@@ -135,60 +125,6 @@ const char *relay_req_qid(const relay_req *q) { return q->pub->qid; }
 ph_tls_ctx *relay_tls_ctx(const ph_relay *r, bool verify)
 {
     return verify ? r->o.tls_ctx_verify : r->o.tls_ctx;
-}
-
-/* ---- host memory -------------------------------------------------------------------------- */
-
-static memory_slot *memory_find(ph_relay *r, const ph_dns_addr *a, unsigned port, bool add)
-{
-    if (r->o.host_memory_ms == 0)
-        return NULL;
-    long long now = relay_now_ms();
-    memory_slot *oldest = &r->memory[0];
-    for (size_t i = 0; i < MEMORY_SLOTS; i++) {
-        memory_slot *m = &r->memory[i];
-        bool live = m->seen_ms && now - m->seen_ms < (long long)r->o.host_memory_ms;
-        if (live && m->port == port && m->addr.family == a->family &&
-            memcmp(m->addr.bytes, a->bytes, a->family == AF_INET ? 4 : 16) == 0)
-            return m;
-        if (m->seen_ms < oldest->seen_ms)
-            oldest = m;
-    }
-    if (!add)
-        return NULL;
-    *oldest = (memory_slot){.addr = *a, .port = port, .seen_ms = now};
-    return oldest;
-}
-
-static void memory_latency(ph_relay *r, relay_conn *c, unsigned ms)
-{
-    memory_slot *m = memory_find(r, &c->addr, c->port, true);
-    if (m) {
-        m->seen_ms = relay_now_ms();
-        m->latency_ms = ms;
-        m->has_latency = true;
-        m->fail_until_ms = 0;
-    }
-}
-
-static void memory_failure(ph_relay *r, relay_conn *c)
-{
-    memory_slot *m = memory_find(r, &c->addr, c->port, true);
-    if (m) {
-        m->seen_ms = relay_now_ms();
-        m->fail_until_ms = m->seen_ms + r->o.host_memory_ms;
-    }
-}
-
-/* Sort key within a preference group: known fast first, unknown next, failed last. */
-static long long memory_rank(ph_relay *r, const ph_dns_addr *a, unsigned port)
-{
-    memory_slot *m = memory_find(r, a, port, false);
-    if (!m)
-        return 1000000;
-    if (m->fail_until_ms > relay_now_ms())
-        return 2000000;
-    return m->has_latency ? m->latency_ms : 1000000;
 }
 
 /* ---- destinations -------------------------------------------------------------------------- */
@@ -363,7 +299,8 @@ static void build_candidates(relay_req *q)
     q->ncand = 0;
     for (size_t h = 0; h < mx->nhosts; h++)
         for (size_t a = 0; a < mx->hosts[h].naddrs && q->ncand < CANDS_MAX; a++) {
-            rank[q->ncand] = memory_rank(q->relay, &mx->hosts[h].addrs[a], q->port);
+            rank[q->ncand] =
+                relay_memory_rank(&q->relay->memory, &mx->hosts[h].addrs[a], q->port);
             q->cands[q->ncand++] = (cand){(uint8_t)h, (uint8_t)a};
         }
     /* stable insertion sort by (preference, memory rank): the plan's shuffle among equals
@@ -482,9 +419,7 @@ static void req_after_txn(relay_req *q, const txn_end *e)
     if (e->any_open && e->tls_broke && !q->tls_fallback) {
         /* RFC 7435: opportunistic TLS that fails is retried in clear with the same host */
         q->tls_fallback = true;
-        memory_slot *m = memory_find(q->relay, &e->addr, e->port, true);
-        if (m)
-            m->no_tls_until_ms = relay_now_ms() + 3600 * 1000;
+        relay_memory_no_tls(&q->relay->memory, &e->addr, e->port);
         q->next_cand = e->cand;
         q->host_used[q->cands[e->cand].host] = false;
         q->hosts_used--;
@@ -524,8 +459,7 @@ static void client_params(relay_req *q, const ph_dns_addr *a, ph_smtp_client_par
         if (p->tls == PH_SMTP_TLS_OPPORTUNISTIC)
             p->tls = PH_SMTP_TLS_NONE; /* no TLS context (no OpenSSL setup): clear text */
     }
-    memory_slot *m = memory_find(r, a, q->port, false);
-    bool no_tls = q->tls_fallback || (m && m->no_tls_until_ms > relay_now_ms());
+    bool no_tls = q->tls_fallback || relay_memory_skip_tls(&r->memory, a, q->port);
     if (no_tls && p->tls == PH_SMTP_TLS_OPPORTUNISTIC)
         p->tls = PH_SMTP_TLS_NONE;
 }
@@ -617,7 +551,7 @@ void relay_on_attempt_failed(relay_conn *c, int code, const char *enh, const cha
             *pp = c->next;
             break;
         }
-    memory_failure(r, c);
+    relay_memory_failure(&r->memory, &c->addr, c->port);
     /* a server's own 4xx/5xx greeting says more than a refused connection elsewhere */
     if (remote || q->last_error.code == 0 || !q->last_error.remote) {
         ph_client_result_set(&q->last_error, PH_STAGE_GREETING, remote, code, enh, why);
@@ -656,7 +590,7 @@ void relay_on_greeted(relay_conn *c)
     q->attempts = NULL;
     event_del(q->stagger);
     unsigned ms = (unsigned)(relay_now_ms() - c->started_ms);
-    memory_latency(r, c, ms);
+    relay_memory_latency(&r->memory, &c->addr, c->port, ms);
     logf_(r, 2, "event=smtp_connect qid=%s host=%s addr=%s ms=%u", q->pub->qid, c->host,
           c->exchanger, ms);
     c->best = q->mx->hosts[q->cands[c->cand].host].preference == q->mx->hosts[0].preference;
@@ -829,28 +763,6 @@ static void on_mx(void *arg, const ph_mx_result *res)
     req_seek(q);
 }
 
-/* The name to look up: ASCII as it is; a UTF-8 domain (RFC 6531 mail) as its A-label form
- * (IDNA 2008, UTS #46 non-transitional mapping, as browsers and Postfix do). */
-static int lookup_name(const char *name, char *out, size_t size)
-{
-    bool ascii = true;
-    for (const char *p = name; *p; p++)
-        ascii &= (unsigned char)*p < 0x80;
-    if (ascii) {
-        snprintf(out, size, "%s", name);
-        return 0;
-    }
-    char *alabel = NULL;
-    int rc = idn2_to_ascii_8z(name, &alabel, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-    if (rc != IDN2_OK || strlen(alabel) >= size) {
-        idn2_free(alabel);
-        return -1;
-    }
-    snprintf(out, size, "%s", alabel);
-    idn2_free(alabel);
-    return 0;
-}
-
 static void req_start(ph_relay *r, relay_req *q)
 {
     q->next = r->inflight;
@@ -862,7 +774,8 @@ static void req_start(ph_relay *r, relay_req *q)
         return req_finish(q);
     }
     q->dest->nreqs++;
-    if (lookup_name(rt->smarthost ? rt->host : q->pub->domain, q->lookup, sizeof(q->lookup)) < 0) {
+    if (ph_dns_name_to_ascii(rt->smarthost ? rt->host : q->pub->domain, q->lookup,
+                             sizeof(q->lookup)) < 0) {
         set_open(q, 550, "5.1.2", "the domain is not a valid internationalized domain name",
                  false, PH_STAGE_CONNECT);
         return req_finish(q);
@@ -982,6 +895,7 @@ ph_relay *ph_relay_new(struct event_base *base, const ph_relay_options *o)
     }
     r->o = *o;
     r->base = base;
+    r->memory.lifetime_ms = o->host_memory_ms;
     r->wake[0] = r->wake[1] = -1;
     pthread_mutex_init(&r->mu, NULL);
     if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
