@@ -3,9 +3,10 @@
  *
  * Recipients are routed by the recipient table: Maildir users are delivered one by one (each
  * copy differs in its Delivered-To:), their new/ directories fsync'd once per directory at the
- * end; LMTP users go to their server in one session per destination; remote recipients are
- * deferred until the relay exists. Each outcome is a reply ("250 2.0.0 ...", "451 4.3.0 ...")
- * recorded by the retry schedule.
+ * end; LMTP users go to their server in one session per destination; remote recipients go to
+ * the relay per domain (job_remote.c), and the attempt waits for its answers without holding
+ * a thread. Each outcome is a reply ("250 2.0.0 ...", "451 4.3.0 ...") recorded by the retry
+ * schedule.
  */
 #include "deliver/job.h"
 
@@ -13,48 +14,17 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "deliver/bounce.h"
+#include "deliver/job_internal.h"
 #include "deliver/lmtp.h"
 #include "deliver/maildir.h"
 #include "proto/qid.h"
 
-#define REPLY_MAX 600
-
-/* What happened to one due recipient in this attempt. */
-typedef struct outcome {
-    bool tried;
-    bool busy;              /* its destination had no free session: not tried, no attempt */
-    int code;               /* 250, 4xx, 5xx */
-    char reply[REPLY_MAX];  /* "250 2.0.0 ..." */
-    char relay[PH_RELAY_EXCHANGER_MAX]; /* "maildir", "lmtp:unix:/x", "mx[ip]:25", "none" */
-    char remote_mta[256];   /* the server that gave a remote reply (DSN Remote-MTA) */
-    bool remote;            /* goes through the relay */
-    const char *dir;        /* Maildir dir to sync before this counts as delivered */
-    ph_mailbox mbox;
-} outcome;
-
-typedef struct attempt {
-    const ph_job_ctx *ctx;
-    ph_envelope *env;
-    int fd;                 /* message data */
-    uint64_t size;
-    int64_t now;
-    outcome *out;           /* env->nrcpts */
-    FILE *log;              /* collected log lines */
-    char *logbuf;
-    size_t loglen;
-    bool busy;              /* some recipient waits for a busy destination */
-} attempt;
-
-static void set_outcome(outcome *o, int code, const char *relay, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void set_outcome(outcome *o, int code, const char *relay, const char *fmt, ...)
+void job_set_outcome(outcome *o, int code, const char *relay, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -81,13 +51,13 @@ static void deliver_maildir(attempt *a, size_t i)
                 : -ENAMETOOLONG;
     if (r == 0) {
         o->dir = dir;
-        set_outcome(o, 250, "maildir", "250 2.0.0 delivered to maildir");
+        job_set_outcome(o, 250, "maildir", "250 2.0.0 delivered to maildir");
     } else if (ph_maildir_error_is_temporary(r)) {
-        set_outcome(o, r == -ENOSPC || r == -EDQUOT ? 452 : 451, "maildir", "%s %s maildir: %s",
+        job_set_outcome(o, r == -ENOSPC || r == -EDQUOT ? 452 : 451, "maildir", "%s %s maildir: %s",
                     r == -ENOSPC || r == -EDQUOT ? "452" : "451",
                     r == -ENOSPC || r == -EDQUOT ? "4.2.2" : "4.3.0", err[0] ? err : strerror(-r));
     } else {
-        set_outcome(o, 550, "maildir", "550 5.2.0 maildir: %s", err[0] ? err : strerror(-r));
+        job_set_outcome(o, 550, "maildir", "550 5.2.0 maildir: %s", err[0] ? err : strerror(-r));
     }
 }
 
@@ -104,7 +74,7 @@ static void sync_maildirs(attempt *a)
         int r = first ? ph_maildir_sync(o->dir) : 0;
         for (size_t k = i; r < 0 && k < a->env->nrcpts; k++)
             if (a->out[k].dir && strcmp(a->out[k].dir, o->dir) == 0) {
-                set_outcome(&a->out[k], 451, "maildir", "451 4.3.0 maildir: fsync of %s/new: %s",
+                job_set_outcome(&a->out[k], 451, "maildir", "451 4.3.0 maildir: fsync of %s/new: %s",
                             o->dir, strerror(-r));
                 a->out[k].dir = NULL;
             }
@@ -164,7 +134,7 @@ static void deliver_lmtp_group(attempt *a, const char *dest)
     if (!idx || !rcpts || !res) {
         for (size_t i = 0; i < a->env->nrcpts; i++)
             if (!a->out[i].tried && a->out[i].mbox.lmtp && strcmp(a->out[i].mbox.lmtp, dest) == 0)
-                set_outcome(&a->out[i], 451, relay, "451 4.3.0 out of memory");
+                job_set_outcome(&a->out[i], 451, relay, "451 4.3.0 out of memory");
         goto out;
     }
     const char *body = ph_envelope_param(a->env, "BODY");
@@ -185,9 +155,9 @@ static void deliver_lmtp_group(attempt *a, const char *dest)
     for (size_t k = 0; k < n; k++) {
         outcome *o = &a->out[idx[k]];
         if (r < 0)
-            set_outcome(o, 451, relay, "451 4.4.1 %s", err[0] ? err : strerror(-r));
+            job_set_outcome(o, 451, relay, "451 4.4.1 %s", err[0] ? err : strerror(-r));
         else
-            set_outcome(o, res[k].code, relay, "%d%s%s %s", res[k].code, res[k].enh[0] ? " " : "",
+            job_set_outcome(o, res[k].code, relay, "%d%s%s %s", res[k].code, res[k].enh[0] ? " " : "",
                         res[k].enh, res[k].text);
     }
 out:
@@ -209,107 +179,19 @@ static void route(attempt *a, size_t i)
         if (at && a->ctx->relay)
             o->remote = true; /* sent per domain below */
         else
-            set_outcome(o, 451, "none",
+            job_set_outcome(o, 451, "none",
                         "451 4.4.0 no route to %s: remote delivery is not available",
                         at ? at + 1 : addr);
         return;
     }
     int r = ph_rcpt_table_mailbox(a->ctx->table, addr, &o->mbox);
     if (r == -ENOENT)
-        set_outcome(o, 550, "none", "550 5.1.1 <%s>: no such user here", addr);
+        job_set_outcome(o, 550, "none", "550 5.1.1 <%s>: no such user here", addr);
     else if (r < 0)
-        set_outcome(o, 451, "none", "451 4.3.0 mailbox lookup failed: %s", strerror(-r));
+        job_set_outcome(o, 451, "none", "451 4.3.0 mailbox lookup failed: %s", strerror(-r));
     else if (o->mbox.transport == PH_DELIVER_MAILDIR)
         deliver_maildir(a, i);
     /* LMTP recipients are left untried here and sent per destination below */
-}
-
-/* ---- remote ------------------------------------------------------------------------------- */
-
-static const char *domain_of(const char *addr)
-{
-    return strrchr(addr, '@') + 1;
-}
-
-static bool waits_for_relay(const attempt *a, size_t i)
-{
-    return a->out[i].remote && !a->out[i].tried;
-}
-
-/* The per-domain requests: recipients of one domain (ASCII case-insensitively) together. */
-static size_t group_remote(attempt *a, ph_relay_request *reqs, const char **rcpts,
-                           ph_client_result *results, char (*exch)[PH_RELAY_EXCHANGER_MAX],
-                           size_t *owner)
-{
-    const char *body = ph_envelope_param(a->env, "BODY");
-    size_t nreq = 0, used = 0;
-    for (size_t i = 0; i < a->env->nrcpts; i++) {
-        if (!waits_for_relay(a, i) || owner[i] != SIZE_MAX)
-            continue;
-        const char *dom = domain_of(a->env->rcpts[i].addr);
-        ph_relay_request *q = &reqs[nreq];
-        *q = (ph_relay_request){.qid = a->env->id, .domain = dom, .msg_fd = a->fd,
-                                .results = results + used, .exchanger = exch + used};
-        a->ctx->route(a->ctx->route_ctx, dom, &q->route);
-        q->env = (ph_smtp_envelope){.from = a->env->from, .rcpts = rcpts + used,
-                                    .size = a->size,
-                                    .body_8bitmime = body && strcmp(body, "8BITMIME") == 0};
-        for (size_t k = i; k < a->env->nrcpts; k++)
-            if (waits_for_relay(a, k) && owner[k] == SIZE_MAX &&
-                strcasecmp(domain_of(a->env->rcpts[k].addr), dom) == 0) {
-                rcpts[used] = a->env->rcpts[k].addr;
-                owner[k] = used++;
-                q->env.nrcpts++;
-            }
-        nreq++;
-    }
-    return nreq;
-}
-
-static void record_remote(attempt *a, size_t i, const ph_client_result *res, const char *exch)
-{
-    outcome *o = &a->out[i];
-    set_outcome(o, res->code, exch[0] ? exch : "none", "%d%s%s %s", res->code,
-                res->enh[0] ? " " : "", res->enh, res->text);
-    if (res->remote && exch[0]) {
-        /* "host[address]:port" -> host; "[address literal]:port" -> the literal */
-        size_t n = exch[0] == '[' ? strcspn(exch, "]") + 1 : strcspn(exch, "[");
-        snprintf(o->remote_mta, sizeof(o->remote_mta), "%.*s", (int)n, exch);
-    }
-}
-
-/* Every remote recipient that is due, through the relay, all domains at once. */
-static void deliver_remote(attempt *a)
-{
-    size_t n = a->env->nrcpts;
-    ph_relay_request *reqs = calloc(n, sizeof(*reqs));
-    ph_relay_request **ptrs = calloc(n, sizeof(*ptrs));
-    const char **rcpts = calloc(n, sizeof(*rcpts));
-    ph_client_result *results = calloc(n, sizeof(*results));
-    char (*exch)[PH_RELAY_EXCHANGER_MAX] = calloc(n, sizeof(*exch));
-    size_t *owner = malloc(n * sizeof(*owner));
-    if (!reqs || !ptrs || !rcpts || !results || !exch || !owner) {
-        for (size_t i = 0; i < n; i++)
-            if (waits_for_relay(a, i))
-                set_outcome(&a->out[i], 451, "none", "451 4.3.0 out of memory");
-    } else {
-        for (size_t i = 0; i < n; i++)
-            owner[i] = SIZE_MAX;
-        size_t nreq = group_remote(a, reqs, rcpts, results, exch, owner);
-        for (size_t k = 0; k < nreq; k++)
-            ptrs[k] = &reqs[k];
-        if (nreq)
-            ph_relay_deliver(a->ctx->relay, ptrs, nreq);
-        for (size_t i = 0; i < n; i++)
-            if (owner[i] != SIZE_MAX)
-                record_remote(a, i, &results[owner[i]], exch[owner[i]]);
-    }
-    free(reqs);
-    free(ptrs);
-    free(rcpts);
-    free(results);
-    free(exch);
-    free(owner);
 }
 
 static void deliver_due(attempt *a, bool force)
@@ -323,11 +205,7 @@ static void deliver_due(attempt *a, bool force)
             ph_schedule_due(&a->env->rcpts[i], a->now, force))
             deliver_lmtp_group(a, o->mbox.lmtp);
     }
-    bool any_remote = false;
-    for (size_t i = 0; i < a->env->nrcpts && !any_remote; i++)
-        any_remote = waits_for_relay(a, i);
-    if (any_remote)
-        deliver_remote(a);
+    job_remote_prepare(a);
     sync_maildirs(a);
 }
 
@@ -497,64 +375,106 @@ static void finish(attempt *a, ph_job_result *out)
         out->next_due = a->now + 1; /* a busy destination: look again in a second */
 }
 
-static void run_attempt(attempt *a, ph_job_mode mode, ph_job_result *out)
+/* Everything a finished attempt holds, then the attempt itself; the log goes to out. */
+static void end_attempt(attempt *a, ph_job_result *out)
 {
-    bool *failed_now = calloc(a->env->nrcpts, sizeof(bool));
-    a->out = calloc(a->env->nrcpts, sizeof(*a->out));
-    if (!failed_now || !a->out) {
-        fprintf(a->log, "event=queue_error qid=%s what=memory\n", a->env->id);
-        out->next_due = a->now + 60;
-    } else {
-        size_t nfailed = mode == PH_JOB_BOUNCE ? fail_all(a, failed_now) : 0;
-        if (mode != PH_JOB_BOUNCE) {
-            deliver_due(a, mode == PH_JOB_FLUSH);
-            nfailed = record_outcomes(a, failed_now);
-        }
-        bounce_failures(a, failed_now, nfailed);
-        finish(a, out);
-    }
-    for (size_t i = 0; a->out && i < a->env->nrcpts; i++)
+    for (size_t i = 0; a->out && a->env && i < a->env->nrcpts; i++)
         ph_mailbox_clear(&a->out[i].mbox);
     free(a->out);
-    free(failed_now);
+    free(a->failed_now);
+    job_remote_free(a);
+    if (a->fd >= 0)
+        close(a->fd);
+    ph_envelope_free(a->env);
+    fclose(a->log);
+    out->log = a->logbuf;
+    free(a);
+}
+
+/* Every outcome is known: record them, bounce, save or remove. */
+static void complete(attempt *a, ph_job_result *out)
+{
+    bounce_failures(a, a->failed_now, record_outcomes(a, a->failed_now));
+    finish(a, out);
+}
+
+/* ph_job_result.finish: the relay has answered for the remote recipients. */
+static void finish_remote(void *arg, ph_job_result *out)
+{
+    attempt *a = arg;
+    out->next_due = -1;
+    job_remote_record(a);
+    complete(a, out);
+    end_attempt(a, out);
+}
+
+/* true: the attempt waits for the relay (out says how), a stays alive. */
+static bool run_attempt(attempt *a, ph_job_mode mode, ph_job_result *out)
+{
+    a->failed_now = calloc(a->env->nrcpts, sizeof(bool));
+    a->out = calloc(a->env->nrcpts, sizeof(*a->out));
+    if (!a->failed_now || !a->out) {
+        fprintf(a->log, "event=queue_error qid=%s what=memory\n", a->env->id);
+        out->next_due = a->now + 60;
+        return false;
+    }
+    if (mode == PH_JOB_BOUNCE) {
+        bounce_failures(a, a->failed_now, fail_all(a, a->failed_now));
+        finish(a, out);
+        return false;
+    }
+    deliver_due(a, mode == PH_JOB_FLUSH);
+    if (a->nreq > 0) {
+        out->wait = job_remote_wait;
+        out->finish = finish_remote;
+        out->wait_arg = a;
+        return true;
+    }
+    complete(a, out);
+    return false;
 }
 
 void ph_job_run(void *ctxp, const char *qid, ph_job_mode mode, ph_job_result *out)
 {
     const ph_job_ctx *ctx = ctxp;
-    attempt a = {.ctx = ctx, .fd = -1, .now = (int64_t)time(NULL)};
-    out->next_due = -1;
+    int64_t now = (int64_t)time(NULL);
+    out->next_due = now + 60; /* if nothing else is known: look again in a minute */
     out->held = false;
-    a.log = open_memstream(&a.logbuf, &a.loglen);
-    if (!a.log)
+    attempt *a = calloc(1, sizeof(*a));
+    if (!a)
         return;
+    a->ctx = ctx;
+    a->fd = -1;
+    a->now = now;
+    if (!(a->log = open_memstream(&a->logbuf, &a->loglen))) {
+        free(a);
+        return;
+    }
+    out->next_due = -1;
     char err[512];
-    int r = ph_qstore_load(ctx->store, qid, &a.env, err, sizeof(err));
+    int r = ph_qstore_load(ctx->store, qid, &a->env, err, sizeof(err));
     if (r == -EBADMSG)
-        fprintf(a.log, "event=queue_corrupt qid=%s moved_to=corrupt/ reason=\"%s\"\n", qid, err);
+        fprintf(a->log, "event=queue_corrupt qid=%s moved_to=corrupt/ reason=\"%s\"\n", qid, err);
     else if (r < 0 && r != -ENOENT)
-        fprintf(a.log, "event=queue_error qid=%s what=load error=\"%s\"\n", qid, strerror(-r)),
-            out->next_due = a.now + 60;
+        fprintf(a->log, "event=queue_error qid=%s what=load error=\"%s\"\n", qid, strerror(-r)),
+            out->next_due = a->now + 60;
     if (r == 0 && mode != PH_JOB_BOUNCE && ph_qstore_is_held(ctx->store, qid)) {
         out->held = true;
-        out->next_due = ph_envelope_next_due(a.env);
-    } else if (r == 0 && mode == PH_JOB_DELIVER && ph_envelope_next_due(a.env) > a.now) {
-        out->next_due = ph_envelope_next_due(a.env); /* nothing due yet (seen at start-up) */
+        out->next_due = ph_envelope_next_due(a->env);
+    } else if (r == 0 && mode == PH_JOB_DELIVER && ph_envelope_next_due(a->env) > a->now) {
+        out->next_due = ph_envelope_next_due(a->env); /* nothing due yet (seen at start-up) */
     } else if (r == 0) {
-        a.fd = ph_qstore_open_data(ctx->store, qid);
-        long long size = a.fd >= 0 ? ph_qstore_data_size(ctx->store, qid) : -1;
-        if (a.fd < 0 || size < 0) {
-            fprintf(a.log, "event=queue_error qid=%s what=data error=\"%s\"\n", qid,
-                    strerror(a.fd < 0 ? -a.fd : (int)-size));
-            out->next_due = a.now + 60;
+        a->fd = ph_qstore_open_data(ctx->store, qid);
+        long long size = a->fd >= 0 ? ph_qstore_data_size(ctx->store, qid) : -1;
+        if (a->fd < 0 || size < 0) {
+            fprintf(a->log, "event=queue_error qid=%s what=data error=\"%s\"\n", qid,
+                    strerror(a->fd < 0 ? -a->fd : (int)-size));
+            out->next_due = a->now + 60;
         } else {
-            a.size = (uint64_t)size;
-            run_attempt(&a, mode, out);
+            a->size = (uint64_t)size;
+            if (run_attempt(a, mode, out))
+                return; /* finish_remote ends it */
         }
     }
-    if (a.fd >= 0)
-        close(a.fd);
-    ph_envelope_free(a.env);
-    fclose(a.log);
-    out->log = a.logbuf;
+    end_attempt(a, out);
 }

@@ -1,9 +1,10 @@
 /*
  * job.h - one delivery attempt for one queued message, run on a queue manager worker thread
- * (blocking I/O): load the envelope, deliver every due recipient (Maildir, LMTP, and remote
- * recipients through the relay on the queue manager's loop, relay.h), record each outcome with the retry schedule, send one bounce
- * for the recipients that failed for good, then save the new state or remove the finished
- * message. See qmgr.h for how jobs are scheduled.
+ * (blocking I/O): load the envelope, deliver every due recipient (Maildir, LMTP; remote
+ * recipients go to the relay on the queue manager's loop, relay.h, while the job waits
+ * without a thread: ph_job_result.wait), record each outcome with the retry schedule, send
+ * one bounce for the recipients that failed for good, then save the new state or remove the
+ * finished message. See qmgr.h for how jobs are scheduled.
  *
  * Crash safety: Maildir files are fsync'd (file and new/) before a recipient is recorded as
  * delivered; a bounce is committed to the queue before its recipients are recorded as failed;

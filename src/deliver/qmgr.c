@@ -25,6 +25,9 @@
 #include "queue/qstore.h"
 
 #define SWEEP_MS 1000
+/* Jobs waiting for the loop (remote delivery) hold a message file and an envelope each: at
+ * most this many times `concurrency` messages are in flight, waiting or running. */
+#define IN_FLIGHT_FACTOR 10
 #define INITIAL_BUCKETS 1024
 
 typedef struct entry {
@@ -43,6 +46,9 @@ typedef struct job {
     entry *e;
     ph_job_mode mode;
     ph_job_result res;
+    bool finishing;           /* resumed after a wait: run finish instead of run */
+    void (*finish)(void *wait_arg, ph_job_result *out);
+    void *wait_arg;
 } job;
 
 struct ph_qmgr {
@@ -53,7 +59,8 @@ struct ph_qmgr {
     entry **buckets;
     size_t nbuckets, count;
     entry *ready_head, **ready_tail;
-    unsigned long nready, active;
+    unsigned long nready, active, waiting;
+    bool stopping;            /* ph_qmgr_free: the pool takes no new work */
     unsigned long long jobs;
     int inotify_fd;
     struct event *inotify_ev, *sweep_ev;
@@ -178,12 +185,41 @@ static entry *pop_ready(ph_qmgr *q)
 /* ---- jobs -------------------------------------------------------------------------------- */
 
 static void dispatch(ph_qmgr *q);
+static void job_done(void *arg);
 
 static void job_work(void *arg)
 {
     job *j = arg;
-    j->res.next_due = -1;
-    j->q->o.run(j->q->o.run_ctx, j->e->qid, j->mode, &j->res);
+    j->res = (ph_job_result){.next_due = -1};
+    if (j->finishing)
+        j->finish(j->wait_arg, &j->res);
+    else
+        j->q->o.run(j->q->o.run_ctx, j->e->qid, j->mode, &j->res);
+}
+
+/* The job waits for loop work: no thread, no slot, until ph_qmgr_resume. */
+static void job_suspend(ph_qmgr *q, job *j)
+{
+    void (*wait)(void *, ph_qmgr *, void *) = j->res.wait;
+    j->finish = j->res.finish;
+    j->wait_arg = j->res.wait_arg;
+    j->res.wait = NULL;
+    q->waiting++;
+    dispatch(q);
+    wait(j->wait_arg, q, j); /* may resume (and finish) j before it returns */
+}
+
+void ph_qmgr_resume(ph_qmgr *q, void *token)
+{
+    job *j = token;
+    q->waiting--;
+    q->active++;
+    j->finishing = true;
+    /* over the concurrency for a moment rather than letting finished work wait */
+    if (q->stopping || ph_workpool_submit(q->pool, job_work, job_done, j) < 0) {
+        job_work(j); /* the pool is full or shutting down: finish here, on the loop */
+        job_done(j);
+    }
 }
 
 static void emit_log(ph_qmgr *q, char *lines)
@@ -204,7 +240,10 @@ static void job_done(void *arg)
     entry *e = j->e;
     emit_log(q, j->res.log);
     free(j->res.log);
+    j->res.log = NULL;
     q->active--;
+    if (j->res.wait && !j->finishing)
+        return job_suspend(q, j);
     q->jobs++;
     e->active = false;
     if (e->deleted) {
@@ -229,7 +268,9 @@ static void job_done(void *arg)
 
 static void dispatch(ph_qmgr *q)
 {
-    while (q->active < q->o.concurrency && q->ready_head) {
+    while (q->active < q->o.concurrency &&
+           q->active + q->waiting < (unsigned long)q->o.concurrency * IN_FLIGHT_FACTOR &&
+           q->ready_head) {
         entry *e = pop_ready(q);
         job *j = calloc(1, sizeof(*j));
         if (j)
@@ -356,7 +397,8 @@ ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *er
     }
     /* watch first, then scan: a message committed in between is seen twice, never missed */
     if (start_watching(q, err, errlen) < 0 ||
-        !(q->pool = ph_workpool_new_bounded(base, threads, q->o.concurrency))) {
+        !(q->pool = ph_workpool_new_bounded(base, threads,
+                                            q->o.concurrency * (IN_FLIGHT_FACTOR + 1)))) {
         if (!q->pool && !err[0])
             snprintf(err, errlen, "cannot start delivery threads: %s", strerror(errno));
         ph_qmgr_free(q);
@@ -378,6 +420,7 @@ void ph_qmgr_free(ph_qmgr *q)
     if (q->sweep_ev)
         event_free(q->sweep_ev);
     q->o.concurrency = 0; /* done callbacks from the pool's shutdown start nothing new */
+    q->stopping = true;
     ph_workpool_free(q->pool);
     if (q->inotify_fd >= 0)
         close(q->inotify_fd);

@@ -27,11 +27,25 @@ typedef enum ph_job_mode {
     PH_JOB_BOUNCE,  /* fail every undelivered recipient now and send the bounce */
 } ph_job_mode;
 
-typedef struct ph_job_result {
+typedef struct ph_qmgr ph_qmgr;
+typedef struct ph_job_result ph_job_result;
+
+struct ph_job_result {
     int64_t next_due; /* unix seconds of the next attempt; -1: the message is gone */
     bool held;        /* a hold marker was found: leave it alone until released */
     char *log;        /* malloc'd log lines ("\n"-separated, info level), or NULL */
-} ph_job_result;
+    /*
+     * A job that must wait for work on the event loop (remote delivery) sets wait and finish
+     * instead of a final result: the manager then calls wait(wait_arg, q, token) on the loop,
+     * and that work calls ph_qmgr_resume(q, token) on the loop when it is done; finish
+     * (wait_arg, out) then runs on a worker thread and fills the final result (it may not
+     * wait again). Meanwhile the job holds neither a thread nor a concurrency slot, and the
+     * message is still one job: no other starts for it. log, if set, is written at once.
+     */
+    void (*wait)(void *wait_arg, ph_qmgr *q, void *token);
+    void (*finish)(void *wait_arg, ph_job_result *out);
+    void *wait_arg;
+};
 
 /* Runs on a worker thread; fills *out (next_due -1 and log NULL when nothing is known). */
 typedef void (*ph_qmgr_run_fn)(void *ctx, const char *qid, ph_job_mode mode, ph_job_result *out);
@@ -46,8 +60,6 @@ typedef struct ph_qmgr_options {
     ph_qmgr_log_fn log;     /* may be NULL */
     void *log_ctx;
 } ph_qmgr_options;
-
-typedef struct ph_qmgr ph_qmgr;
 
 typedef struct ph_qmgr_stats {
     unsigned long known;      /* messages in the index */
@@ -72,5 +84,9 @@ int ph_qmgr_delete(ph_qmgr *q, const char *qid);
 int ph_qmgr_bounce(ph_qmgr *q, const char *qid);
 
 ph_qmgr_stats ph_qmgr_get_stats(const ph_qmgr *q);
+
+/* A waiting job's loop work is done (see ph_job_result.wait): its finish runs next, on a
+ * worker thread (or right here when the pool is shutting down). Loop thread only. */
+void ph_qmgr_resume(ph_qmgr *q, void *token);
 
 #endif

@@ -34,10 +34,14 @@
 #define CANDS_MAX (PH_MX_HOSTS_MAX * PH_MX_ADDRS_MAX)
 #define DEST_KEY_MAX 300
 
+/* The requests of one ph_relay_deliver (a waiting thread: mu/cv) or one ph_relay_submit
+ * (done on the loop; the batch is freed after it). */
 typedef struct batch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t left;
+    ph_relay_done_fn done;
+    void *done_arg;
 } batch;
 
 typedef struct cand {
@@ -698,6 +702,15 @@ static void req_free(relay_req *q)
 
 static void batch_done(batch *b)
 {
+    if (b->done) { /* ph_relay_submit: loop thread only, no lock */
+        if (--b->left == 0) {
+            ph_relay_done_fn done = b->done;
+            void *arg = b->done_arg;
+            free(b);
+            done(arg);
+        }
+        return;
+    }
     pthread_mutex_lock(&b->mu);
     if (--b->left == 0)
         pthread_cond_signal(&b->cv);
@@ -878,6 +891,35 @@ void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n)
     }
     pthread_cond_destroy(&b.cv);
     pthread_mutex_destroy(&b.mu);
+}
+
+void ph_relay_submit(ph_relay *r, ph_relay_request *const *reqs, size_t n,
+                     ph_relay_done_fn done, void *arg)
+{
+    batch *b = calloc(1, sizeof(*b));
+    if (b) {
+        b->done = done;
+        b->done_arg = arg;
+        b->left = 1; /* held until every request has started: one may finish at once */
+    }
+    for (size_t i = 0; i < n; i++) {
+        ph_relay_request *p = reqs[i];
+        memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
+        for (size_t k = 0; k < p->env.nrcpts; k++)
+            p->exchanger[k][0] = '\0';
+        relay_req *q = b && !r->shutting && p->env.nrcpts ? req_new(r, p, b) : NULL;
+        if (!q) {
+            fail_request(p, 451, r->shutting ? "4.3.2" : "4.3.0",
+                         r->shutting ? "shutting down" : "out of memory");
+            continue;
+        }
+        b->left++;
+        req_start(r, q);
+    }
+    if (b)
+        batch_done(b);
+    else
+        done(arg);
 }
 
 /* ---- life -------------------------------------------------------------------------------------- */

@@ -2,13 +2,12 @@
  * relay.h - delivery to other mail servers (RFC 5321): the MX relay and smarthosts, run on the
  * queue manager's event loop.
  *
- * A delivery job (job.c, on a worker thread) hands over the remote recipients of one message,
- * one request per destination (a recipient domain, or a [relay] smarthost), with
- * ph_relay_deliver, and waits until every request has an outcome per recipient. All network
- * work happens on the loop: the MX lookup (dns/mx.h), connection attempts, TLS, the SMTP
- * client state machine (proto/smtp_client.h), the message stream. The worker thread only
- * waits, so a job's blocking view of delivery stays simple while no thread ever does network
- * I/O, and sessions can be shared between jobs.
+ * A delivery job (job.c) hands over the remote recipients of one message, one request per
+ * destination (a recipient domain, or a [relay] smarthost), with ph_relay_submit on the loop
+ * (the job is suspended meanwhile and holds no thread: qmgr.h), or ph_relay_deliver from any
+ * other thread, which waits. All network work happens on the loop: the MX lookup
+ * (dns/mx.h), connection attempts, TLS, the SMTP client state machine
+ * (proto/smtp_client.h), the message stream; sessions are shared between messages.
  *
  * Per request:
  *   MX lookup (smarthost: its address) -> permanent DNS verdict: every recipient fails with it
@@ -31,8 +30,8 @@
  *   hosts per request), then stay deferred with the last reply.
  * Every attempt is logged (qid, host, address, latency or error) through the log callback.
  *
- * Threads: ph_relay_new/_shutdown/_free on the loop thread; ph_relay_deliver on any other
- * thread (never on the loop's: it waits for the loop). After ph_relay_shutdown every waiting
+ * Threads: ph_relay_new/_submit/_shutdown/_free on the loop thread; ph_relay_deliver on any
+ * other thread (never on the loop's: it waits for the loop). After ph_relay_shutdown every waiting
  * and later call returns with each open recipient deferred ("451 4.3.2 shutting down").
  *
  * Ownership: the relay owns its sessions, destinations and host memory. Options strings and
@@ -116,5 +115,12 @@ void ph_relay_free(ph_relay *r);
 /* Delivers n requests (each to its destination, all at once) and returns when every
  * recipient of every request has a result (2xx, 4xx or 5xx). Never on the loop's thread. */
 void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n);
+
+/* The same without waiting, on the loop's thread: done(arg) is called on the loop once every
+ * recipient has a result - possibly before ph_relay_submit returns (after a shutdown, or when
+ * nothing could start). */
+typedef void (*ph_relay_done_fn)(void *arg);
+void ph_relay_submit(ph_relay *r, ph_relay_request *const *reqs, size_t n,
+                     ph_relay_done_fn done, void *arg);
 
 #endif
