@@ -556,8 +556,11 @@ void relay_on_attempt_failed(relay_conn *c, int code, const char *enh, const cha
             break;
         }
     relay_memory_failure(&r->memory, &c->addr, c->port);
-    /* a server's own 4xx/5xx greeting says more than a refused connection elsewhere */
-    if (remote || q->last_error.code == 0 || !q->last_error.remote) {
+    /* a server's own 4xx/5xx greeting says more than a refused connection elsewhere, and a
+     * loop back to ourselves (5xx) more than anything */
+    bool loop = code >= 500 && !remote;
+    if (remote || loop || q->last_error.code == 0 ||
+        (!q->last_error.remote && q->last_error.code < 500)) {
         ph_client_result_set(&q->last_error, PH_STAGE_GREETING, remote, code, enh, why);
         snprintf(q->last_exchanger, sizeof(q->last_exchanger), "%s", c->exchanger);
     }

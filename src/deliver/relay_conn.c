@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -343,6 +344,15 @@ static void handshake_event(relay_conn *c)
         pump(c);
 }
 
+/* The server names itself with our own name: we are talking to ourselves (an MX or relay
+ * that points back here, under another name or address), and sending would loop. */
+static bool greets_as_us(const relay_conn *c)
+{
+    const char *me = relay_options(c->relay)->helo_name, *text = c->rr.reply.text;
+    size_t n = strcspn(text, " ");
+    return n == strlen(me) && strncasecmp(text, me, n) == 0;
+}
+
 /* Collects the greeting; true when the attempt is still alive afterwards. */
 static bool greeting_bytes(relay_conn *c, const char *buf, size_t n)
 {
@@ -367,6 +377,13 @@ static bool greeting_bytes(relay_conn *c, const char *buf, size_t n)
             continue;
         if (c->rr.reply.code != 220) {
             attempt_failed(c, c->rr.reply.code, c->rr.reply.enh, c->rr.reply.text, true);
+            return false;
+        }
+        if (greets_as_us(c)) {
+            char why[WHY_MAX];
+            snprintf(why, sizeof(why), "mail loops back to myself (%s greets as %s)",
+                     c->exchanger, relay_options(c->relay)->helo_name);
+            attempt_failed(c, 554, "5.4.6", why, false);
             return false;
         }
         c->state = CONN_GREETED;

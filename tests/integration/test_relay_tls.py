@@ -348,6 +348,23 @@ class RelayTlsTests(RelayCase):
         d.wait_log("smtp_txn", qid=qid, sent=1)
         self.assertNoLocalMail()
 
+    # 7
+    def test_07_mx_that_is_ourselves_bounces_as_a_loop(self):
+        # the MX greets with our own name (it is this server under another address): sending
+        # would loop, so the message bounces with 5.4.6 and nothing is sent there
+        self.start_dns(mx("loop.test", (10, "mx.loop.test", A)))
+        sink = self.start_sink("--quiet", "--hostname", HOSTNAME,
+                               listen=("%s:%d" % (A, self.port),))
+        d = self.serve()
+        self.send(d, ["bob@loop.test"], message("loop", to="bob@loop.test"))
+        msg, rcpt = self.wait_bounce()
+        self.assertEqual(rcpt["Final-Recipient"], "rfc822; bob@loop.test")
+        self.assertEqual(rcpt["Status"], "5.4.6")
+        self.assertIn("loops back to myself", rcpt["Diagnostic-Code"])
+        self.wait_queue_empty()
+        sink.wait_log("disconnect")              # the relay did reach it ...
+        self.assertNotIn("event=mail ", sink.stderr_text())  # ... and sent nothing
+
 
 if __name__ == "__main__":
     unittest.main()
