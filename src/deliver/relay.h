@@ -13,7 +13,8 @@
  *   MX lookup (smarthost: its address) -> permanent DNS verdict: every recipient fails with it
  *   (null MX 556 5.1.10, NXDOMAIN 550 5.1.2); temporary: every recipient deferred (4.4.3).
  *   Exchangers whose name is our own host name, and every one of equal or worse preference,
- *   are dropped (RFC 5321 5.1); none left: 554 5.4.6 "mail loops back to myself".
+ *   are dropped (RFC 5321 5.1); none left: 554 5.4.6 "mail loops back to myself". A server
+ *   that greets with our own host name is the same loop (554 5.4.6 for that attempt).
  *   -> a free session of this destination (idle, kept from an earlier message) is reused
  *   (RSET between messages as the client core decides); else, below destination_concurrency,
  *   a new one is opened; else the request waits for a session of the destination to finish
