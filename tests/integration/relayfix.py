@@ -702,6 +702,20 @@ def split_trace_headers(data, names=(b"Return-Path:", b"X-Original-To:", b"Deliv
 
 # ---- the test case base -----------------------------------------------------------------------
 
+def mx(domain, *hosts):
+    """DNS table entries: domain's MX records and each exchanger's A record.
+    hosts: (preference, name, address)."""
+    table = {(domain, "MX"): [(pref, name) for pref, name, _ in hosts]}
+    for _, name, addr in hosts:
+        table[(name, "A")] = [addr]
+    return table
+
+
+def norm(text):
+    """Whitespace folded: for comparing header fields and replies."""
+    return " ".join(str(text).split())
+
+
 class RelayCase(PosthornTestCase):
     """Starts fake DNS, receivers and `posthorn serve` for relay tests; all stopped by cleanups.
     self.port is the MX port P (free on every MX address)."""
@@ -772,13 +786,15 @@ class RelayCase(PosthornTestCase):
         d.start()
         return d
 
-    def send(self, d, rcpts, body, sender=SENDER):
+    def send(self, d, rcpts, body, sender=SENDER, smtputf8=False):
         """One SMTP transaction to the daemon (smtplib: it dot-stuffs and ends the data with
-        CRLF); returns the queue id from the 250."""
+        CRLF), with MAIL ... SMTPUTF8 if asked; returns the queue id from the 250."""
         s = smtplib.SMTP("127.0.0.1", d.port, local_hostname=HELO, timeout=TIMEOUT)
         try:
             s.ehlo(HELO)
-            code, text = s.mail(sender)
+            if smtputf8:
+                self.assertTrue(s.has_extn("smtputf8"), "the daemon does not offer SMTPUTF8")
+            code, text = s.mail(sender, options=["SMTPUTF8"] if smtputf8 else [])
             self.assertEqual(code, 250, text)
             for r in rcpts:
                 code, text = s.rcpt(r)

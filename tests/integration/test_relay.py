@@ -32,8 +32,8 @@ import unittest
 
 from fakedns import NULL_MX, SERVFAIL
 from phtest import dot_stuff, split_received
-from relayfix import (HOSTNAME, SENDER, UNREACHABLE, WAIT, RelayCase, pick_mx_port, read_file,
-                      split_trace_headers, wait_until)
+from relayfix import (HOSTNAME, SENDER, UNREACHABLE, WAIT, RelayCase, mx, norm, pick_mx_port,
+                      read_file, split_trace_headers, wait_until)
 
 A, B, C, D, E = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"
 QUIET = 1.0  # how long "nothing more happens" is watched after the expected outcome
@@ -51,24 +51,11 @@ def lf(data):
     return data.replace(b"\r\n", b"\n")
 
 
-def mx(domain, *hosts):
-    """DNS table entries: domain's MX records and each exchanger's A record.
-    hosts: (preference, name, address)."""
-    table = {(domain, "MX"): [(pref, name) for pref, name, _ in hosts]}
-    for _, name, addr in hosts:
-        table[(name, "A")] = [addr]
-    return table
-
-
 def tables(*parts):
     out = {}
     for p in parts:
         out.update(p)
     return out
-
-
-def norm(text):
-    return " ".join(str(text).split())
 
 
 class RelayTests(RelayCase):

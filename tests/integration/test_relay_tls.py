@@ -26,13 +26,12 @@ Environment: POSTHORN_BIN, POSTHORN_BUILD (see phtest.py). Standard library only
 """
 import os
 import re
-import smtplib
 import subprocess
 import time
 import unittest
 
-from phtest import BIN, TIMEOUT, queued_qid_text, wait_store
-from relayfix import (HELO, HOSTNAME, SENDER, WAIT, PyReceiver, RelayCase, read_file,
+from phtest import BIN, TIMEOUT, wait_store
+from relayfix import (HOSTNAME, SENDER, WAIT, PyReceiver, RelayCase, mx, norm, read_file,
                       wait_until)
 
 A, B, C, D, E = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"
@@ -50,22 +49,9 @@ def message(tag, to="bob@example.test", body=b"Hello over TLS.\r\n"):
     return head + body
 
 
-def norm(text):
-    return " ".join(str(text).split())
-
-
 def unxtext(addr):
     """RFC 6533 utf-8-addr-xtext (\\x{HEX} escapes) to the address it stands for."""
     return re.sub(r"\\x\{([0-9A-Fa-f]{1,6})\}", lambda m: chr(int(m.group(1), 16)), addr)
-
-
-def mx(domain, *hosts):
-    """DNS table entries: domain's MX records and each exchanger's A record.
-    hosts: (preference, name, address)."""
-    table = {(domain, "MX"): [(pref, name) for pref, name, _ in hosts]}
-    for _, name, addr in hosts:
-        table[(name, "A")] = [addr]
-    return table
 
 
 class _StartTlsBreaker:
@@ -137,25 +123,6 @@ class RelayTlsTests(RelayCase):
             return sum(1 for n in os.listdir(store) if n.endswith(".eml"))
         except FileNotFoundError:
             return 0
-
-    def send_utf8(self, d, rcpt, body, sender=SENDER):
-        """Like RelayCase.send, with MAIL FROM ... SMTPUTF8 (smtplib then sends UTF-8)."""
-        s = smtplib.SMTP("127.0.0.1", d.port, local_hostname=HELO, timeout=TIMEOUT)
-        try:
-            s.ehlo(HELO)
-            self.assertTrue(s.has_extn("smtputf8"), "the daemon does not offer SMTPUTF8")
-            code, text = s.mail(sender, options=["SMTPUTF8"])
-            self.assertEqual(code, 250, text)
-            code, text = s.rcpt(rcpt)
-            self.assertEqual(code, 250, (rcpt, text))
-            code, text = s.data(body)
-            self.assertEqual(code, 250, text)
-            return queued_qid_text(text)
-        finally:
-            try:
-                s.quit()
-            except (smtplib.SMTPException, OSError):
-                s.close()
 
     def wait_deferred(self, rcpt, status):
         """queue list shows rcpt deferred with the enhanced status in its error; returns the
@@ -311,7 +278,7 @@ class RelayTlsTests(RelayCase):
         mxhost = self.sink(E)  # smtp-sink offers no SMTPUTF8
         d = self.serve()
         rcpt = "j\u00f6rg@ascii.test"
-        self.send_utf8(d, rcpt, message("utf8-local", to=rcpt))
+        self.send(d, [rcpt], smtputf8=True, body=message("utf8-local", to=rcpt))
         _, block = self.wait_bounce()
         self.assertEqual(block["Action"], "failed")
         self.assertEqual(block["Status"], "5.6.7")
@@ -335,7 +302,7 @@ class RelayTlsTests(RelayCase):
         d = self.serve()
         rcpt = "bob@b\u00fccher.test"
         body = message("idn", to=rcpt, body="Gr\u00fc\u00dfe.\r\n".encode("utf-8"))
-        qid = self.send_utf8(d, rcpt, body)
+        qid = self.send(d, [rcpt], smtputf8=True, body=body)
         rec = self.stored(store)[0]
         j = rec["json"]
         self.assertEqual(j.get("rcpt_to"), [rcpt], j)
