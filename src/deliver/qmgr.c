@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deliver/logline.h"
 #include "io/workpool.h"
 #include "queue/envelope.h"
 #include "queue/qstore.h"
@@ -29,6 +30,9 @@
  * most this many times `concurrency` messages are in flight, waiting or running. */
 #define IN_FLIGHT_FACTOR 10
 #define INITIAL_BUCKETS 1024
+
+/* A log line through the object's log hook (o.log, o.log_ctx). */
+#define logf_(obj, level, ...) ph_logline((obj)->o.log, (obj)->o.log_ctx, (level), __VA_ARGS__)
 
 typedef struct entry {
     struct entry *next;       /* hash chain */
@@ -66,18 +70,6 @@ struct ph_qmgr {
     struct event *inotify_ev, *sweep_ev;
 };
 
-static void logf_(ph_qmgr *q, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void logf_(ph_qmgr *q, int level, const char *fmt, ...)
-{
-    if (!q->o.log)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    q->o.log(q->o.log_ctx, level, line);
-}
 
 /* ---- the index ------------------------------------------------------------------------- */
 

@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "deliver/logline.h"
 #include "deliver/relay_internal.h"
 #include "deliver/relay_memory.h"
 #include "dns/idna.h"
@@ -36,6 +37,9 @@
 
 /* The requests of one ph_relay_deliver (a waiting thread: mu/cv) or one ph_relay_submit
  * (done on the loop; the batch is freed after it). */
+/* A log line through the object's log hook (o.log, o.log_ctx). */
+#define logf_(obj, level, ...) ph_logline((obj)->o.log, (obj)->o.log_ctx, (level), __VA_ARGS__)
+
 typedef struct batch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -108,18 +112,6 @@ static void dest_pump(relay_dest *d);
 
 /* ---- small things ---------------------------------------------------------------------- */
 
-static void logf_(ph_relay *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void logf_(ph_relay *r, int level, const char *fmt, ...)
-{
-    if (!r->o.log)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    r->o.log(r->o.log_ctx, level, line);
-}
 
 const ph_relay_options *relay_options(const ph_relay *r) { return &r->o; }
 struct event_base *relay_base(const ph_relay *r) { return r->base; }
