@@ -319,15 +319,19 @@ static const char *status_word(ph_rcpt_state s)
     return s == PH_RCPT_DELIVERED ? "sent" : s == PH_RCPT_FAILED ? "bounced" : "deferred";
 }
 
-/* Records every outcome; marks the recipients that failed for good in this run. */
-static size_t record_outcomes(attempt *a, bool *failed_now)
+/* Records every outcome (only the deliveries, when only_delivered: those are then no longer
+ * "tried", so a later call does not record them twice); marks the recipients that failed for
+ * good in this run. */
+static size_t record_outcomes(attempt *a, bool *failed_now, bool only_delivered)
 {
     size_t nfailed = 0;
     ph_envelope *e = a->env;
     for (size_t i = 0; i < e->nrcpts; i++) {
         outcome *o = &a->out[i];
-        if (!o->tried)
+        if (!o->tried || (only_delivered && o->code >= 300))
             continue;
+        if (only_delivered)
+            o->tried = false;
         int s = ph_schedule_record(e, i, o->code, o->reply, a->now, &a->ctx->policy);
         if (s == PH_RCPT_FAILED)
             failed_now[i] = true, nfailed++;
@@ -394,7 +398,7 @@ static void end_attempt(attempt *a, ph_job_result *out)
 /* Every outcome is known: record them, bounce, save or remove. */
 static void complete(attempt *a, ph_job_result *out)
 {
-    bounce_failures(a, a->failed_now, record_outcomes(a, a->failed_now));
+    bounce_failures(a, a->failed_now, record_outcomes(a, a->failed_now, false));
     finish(a, out);
 }
 
@@ -403,9 +407,27 @@ static void finish_remote(void *arg, ph_job_result *out)
 {
     attempt *a = arg;
     out->next_due = -1;
+    a->now = (int64_t)time(NULL); /* the wait may have been long: retries count from now */
     job_remote_record(a);
     complete(a, out);
     end_attempt(a, out);
+}
+
+/* Before waiting for the relay (which may take minutes): local recipients delivered now are
+ * recorded and saved, so a crash during the wait does not deliver them again. Failures wait
+ * for the end, where their bounce is committed before they are recorded. */
+static void checkpoint_local(attempt *a)
+{
+    bool any = false;
+    for (size_t i = 0; i < a->env->nrcpts && !any; i++)
+        any = a->out[i].tried && a->out[i].code < 300;
+    if (!any)
+        return;
+    record_outcomes(a, a->failed_now, true);
+    int r = ph_qstore_save(a->ctx->store, a->env);
+    if (r < 0) /* the deliveries stay recorded in memory and are saved at the end */
+        fprintf(a->log, "event=queue_error qid=%s what=save error=\"%s\"\n", a->env->id,
+                strerror(-r));
 }
 
 /* true: the attempt waits for the relay (out says how), a stays alive. */
@@ -425,6 +447,7 @@ static bool run_attempt(attempt *a, ph_job_mode mode, ph_job_result *out)
     }
     deliver_due(a, mode == PH_JOB_FLUSH);
     if (a->nreq > 0) {
+        checkpoint_local(a);
         out->wait = job_remote_wait;
         out->finish = finish_remote;
         out->wait_arg = a;

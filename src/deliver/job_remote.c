@@ -106,11 +106,28 @@ void job_remote_wait(void *arg, ph_qmgr *q, void *token)
     ph_relay_submit(a->ctx->relay, a->ptrs, a->nreq, relay_answered, a);
 }
 
+/* Whether the relay was shutting down for the request that holds rcpts[slot]. */
+static bool stopped_by_shutdown(const attempt *a, size_t slot)
+{
+    for (size_t k = 0; k < a->nreq; k++) {
+        size_t first = (size_t)(a->reqs[k].env.rcpts - a->rcpts);
+        if (slot >= first && slot < first + a->reqs[k].env.nrcpts)
+            return a->reqs[k].shutdown;
+    }
+    return false;
+}
+
 void job_remote_record(attempt *a)
 {
-    for (size_t i = 0; a->owner && i < a->env->nrcpts; i++)
-        if (a->owner[i] != SIZE_MAX)
+    for (size_t k = 0; k < a->nreq; k++)
+        if (a->reqs[k].shutdown)
+            a->busy = true; /* not an attempt: due again as soon as a relay runs */
+    for (size_t i = 0; a->owner && i < a->env->nrcpts; i++) {
+        if (a->owner[i] == SIZE_MAX)
+            continue;
+        if (!stopped_by_shutdown(a, a->owner[i]))
             record_remote(a, i, &a->results[a->owner[i]], a->exch[a->owner[i]]);
+    }
 }
 
 void job_remote_free(attempt *a)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +66,7 @@ struct ph_qmgr {
     entry *ready_head, **ready_tail;
     unsigned long nready, active, waiting;
     bool stopping;            /* ph_qmgr_free: the pool takes no new work */
+    unsigned long max_in_flight; /* running + waiting jobs */
     unsigned long long jobs;
     int inotify_fd;
     struct event *inotify_ev, *sweep_ev;
@@ -260,8 +262,7 @@ static void job_done(void *arg)
 
 static void dispatch(ph_qmgr *q)
 {
-    while (q->active < q->o.concurrency &&
-           q->active + q->waiting < (unsigned long)q->o.concurrency * IN_FLIGHT_FACTOR &&
+    while (q->active < q->o.concurrency && q->active + q->waiting < q->max_in_flight &&
            q->ready_head) {
         entry *e = pop_ready(q);
         job *j = calloc(1, sizeof(*j));
@@ -363,6 +364,18 @@ static int start_watching(ph_qmgr *q, char *err, size_t errlen)
     return 0;
 }
 
+/* Each message in flight holds its data file open while it waits, and its relay sessions
+ * need descriptors too: a quarter of the descriptor limit at most. */
+static unsigned long in_flight_limit(unsigned concurrency)
+{
+    unsigned long n = (unsigned long)concurrency * IN_FLIGHT_FACTOR;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        n > rl.rlim_cur / 4)
+        n = rl.rlim_cur / 4 > concurrency ? rl.rlim_cur / 4 : concurrency;
+    return n;
+}
+
 ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *err,
                      size_t errlen)
 {
@@ -374,6 +387,7 @@ ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *er
     q->o = *o;
     if (q->o.concurrency == 0)
         q->o.concurrency = 1;
+    q->max_in_flight = in_flight_limit(q->o.concurrency);
     q->base = base;
     q->inotify_fd = -1;
     q->ready_tail = &q->ready_head;
@@ -414,6 +428,8 @@ void ph_qmgr_free(ph_qmgr *q)
     q->o.concurrency = 0; /* done callbacks from the pool's shutdown start nothing new */
     q->stopping = true;
     ph_workpool_free(q->pool);
+    if (q->waiting) /* a wait that never resumed: its job (and message) is lost for this run */
+        logf_(q, 0, "event=queue_error what=shutdown waiting_jobs=%lu", q->waiting);
     if (q->inotify_fd >= 0)
         close(q->inotify_fd);
     for (size_t i = 0; q->buckets && i < q->nbuckets; i++)

@@ -72,7 +72,9 @@ typedef struct ph_qmgr_stats {
  * watching it and the workers. NULL with a reason in err. */
 ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *err,
                      size_t errlen);
-/* Stops taking new jobs, waits for running ones, frees everything. NULL is fine. */
+/* Stops taking new jobs, waits for running ones, frees everything. NULL is fine. Every
+ * waiting job must have been resumed first (or resume during this call: stop what they wait
+ * for before, e.g. ph_relay_shutdown); one that is not is logged and abandoned. */
 void ph_qmgr_free(ph_qmgr *q);
 
 /* Operator commands. qid NULL for flush means every message. 0, -ENOENT (no such message),

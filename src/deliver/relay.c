@@ -462,6 +462,13 @@ static void client_params(relay_req *q, const ph_dns_addr *a, ph_smtp_client_par
 
 static void stagger_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Which failure of a connection round the recipients get when no session came of it: a loop
+ * back to ourselves (our own 5xx) over a server's own reply over a failed connection. */
+static int error_rank(int code, bool remote)
+{
+    return code == 0 ? 0 : !remote && code >= 500 ? 3 : remote ? 2 : 1;
+}
+
 static void arm_stagger(relay_req *q)
 {
     size_t k = next_candidate(q);
@@ -494,9 +501,11 @@ static bool start_attempt(relay_req *q)
         relay_conn *c = relay_conn_start(q->relay, q, k, h->name, &h->addrs[cd.addr], q->port,
                                          &p, err, sizeof(err));
         if (!c) {
-            ph_client_result_set(&q->last_error, PH_STAGE_CONNECT, false, 451, "4.4.1", err);
-            relay_format_exchanger(q->last_exchanger, sizeof(q->last_exchanger), h->name,
-                                   &h->addrs[cd.addr], q->port);
+            if (error_rank(451, false) >= error_rank(q->last_error.code, q->last_error.remote)) {
+                ph_client_result_set(&q->last_error, PH_STAGE_CONNECT, false, 451, "4.4.1", err);
+                relay_format_exchanger(q->last_exchanger, sizeof(q->last_exchanger), h->name,
+                                       &h->addrs[cd.addr], q->port);
+            }
             logf_(q->relay, 2, "event=smtp_connect_failed qid=%s host=%s error=\"%s\"",
                   q->pub->qid, h->name, err);
             continue;
@@ -548,11 +557,7 @@ void relay_on_attempt_failed(relay_conn *c, int code, const char *enh, const cha
             break;
         }
     relay_memory_failure(&r->memory, &c->addr, c->port);
-    /* a server's own 4xx/5xx greeting says more than a refused connection elsewhere, and a
-     * loop back to ourselves (5xx) more than anything */
-    bool loop = code >= 500 && !remote;
-    if (remote || loop || q->last_error.code == 0 ||
-        (!q->last_error.remote && q->last_error.code < 500)) {
+    if (error_rank(code, remote) >= error_rank(q->last_error.code, q->last_error.remote)) {
         ph_client_result_set(&q->last_error, PH_STAGE_GREETING, remote, code, enh, why);
         snprintf(q->last_exchanger, sizeof(q->last_exchanger), "%s", c->exchanger);
     }
@@ -848,6 +853,7 @@ static relay_req *req_new(ph_relay *r, ph_relay_request *p, batch *b)
 
 static void fail_request(ph_relay_request *p, int code, const char *enh, const char *text)
 {
+    p->shutdown = strcmp(enh, "4.3.2") == 0;
     for (size_t i = 0; i < p->env.nrcpts; i++) {
         ph_client_result_set(&p->results[i], PH_STAGE_NONE, false, code, enh, text);
         p->exchanger[i][0] = '\0';
@@ -863,6 +869,7 @@ void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n)
     for (size_t i = 0; i < n; i++) {
         ph_relay_request *p = reqs[i];
         memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
+        p->shutdown = false;
         for (size_t k = 0; k < p->env.nrcpts; k++)
             p->exchanger[k][0] = '\0';
         relay_req *q = r->shut || p->env.nrcpts == 0 ? NULL : req_new(r, p, &b);
@@ -900,6 +907,7 @@ void ph_relay_submit(ph_relay *r, ph_relay_request *const *reqs, size_t n,
     for (size_t i = 0; i < n; i++) {
         ph_relay_request *p = reqs[i];
         memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
+        p->shutdown = false;
         for (size_t k = 0; k < p->env.nrcpts; k++)
             p->exchanger[k][0] = '\0';
         relay_req *q = b && !r->shutting && p->env.nrcpts ? req_new(r, p, b) : NULL;
@@ -976,6 +984,7 @@ void ph_relay_shutdown(ph_relay *r)
         relay_req *q = r->inflight;
         q->waiting = false;
         q->holds_slot = false;
+        q->pub->shutdown = true;
         set_open(q, 451, "4.3.2", "shutting down", false, PH_STAGE_NONE);
         req_finish(q);
     }

@@ -210,6 +210,7 @@ class LocalDelivery(DeliveryCase):
         d.signalled = False  # a reload, not a stop: the exit code still counts
         d.wait_log("reload", result="ok")
         d.wait_log("qmgr_restart")
+        d.wait_log("retiring")  # the old worker stopped accepting: new sessions get new tables
         s2 = smtplib.SMTP("127.0.0.1", d.port, local_hostname=HELO, timeout=TIMEOUT)
         self.addCleanup(self._close, s2)
         s2.sendmail("carol@example.net", ["bob@example.org", "sales@example.org"],

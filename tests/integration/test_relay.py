@@ -332,6 +332,40 @@ class RelayTests(RelayCase):
             self.assertEqual(split_received(t.data)[1], body)
         self.assertNoBounce()
 
+    # 13b
+    def test_13b_kill9_while_waiting_for_the_mx_keeps_local_copies_single(self):
+        # a local recipient is delivered at once; the remote one waits for a slow MX. A crash
+        # during that wait must not deliver the local copy again after the restart.
+        self.start_dns(mx("slow.test", (10, "mx1.slow.test", A)))
+        self.receiver(A, greeting_delay=30)
+        d = self.serve(check_exit=False)
+        self.send(d, ["bob@example.org", "carol@slow.test"], message("checkpoint"))
+        wait_until(lambda: self.maildir_new("bob"), what="bob's local copy")
+        time.sleep(0.3)  # the checkpoint follows the Maildir delivery
+        d.signalled = True
+        os.killpg(d.proc.pid, signal.SIGKILL)
+        self.assertEqual(d.stop(), -signal.SIGKILL)
+        self.serve(self.conf(retry="1h"))
+        time.sleep(2 * QUIET)
+        self.assertEqual(len(self.maildir_new("bob")), 1, "bob's copy delivered again")
+        out = self.queue_cmd("list")
+        self.assertIn("<carol@slow.test>  pending", out)
+        self.assertIn("<bob@example.org>  delivered", out)
+
+    # 13c
+    def test_13c_shutdown_while_waiting_counts_no_attempt(self):
+        self.start_dns(mx("slow.test", (10, "mx1.slow.test", A)))
+        self.receiver(A, greeting_delay=30)
+        d = self.serve()
+        self.send(d, ["carol@slow.test"], message("stopped"))
+        wait_until(lambda: d.stderr_text().count("event=smtp_connect") == 0 and
+                   "carol@slow.test" in self.queue_cmd("list"), what="the queued message")
+        time.sleep(0.5)  # the relay is connecting: the MX has not greeted yet
+        self.assertEqual(d.stop(), 0)
+        out = self.queue_cmd("list")
+        self.assertIn("<carol@slow.test>  pending", out)  # no attempt counted
+        self.assertNotIn("shutting down", out)
+
     # 14
     def test_14_connection_reuse(self):
         self.start_dns(mx("reuse.test", (10, "mx.reuse.test", C)))
