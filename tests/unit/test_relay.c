@@ -729,6 +729,31 @@ static void test_concurrency_one(void **state)
     assert_int_equal(f->view.datalen, 3 * (sizeof(DEFAULT_WIRE) - 1));
 }
 
+/* destination_rate 2: a second session only 500 ms after the first, so a third delivery
+ * takes over the first session when its transaction ends (800 ms) instead of a new one. */
+static void test_rate_limit(void **state)
+{
+    fixture *f = *state;
+    ph_relay_options o = default_options(f);
+    o.dest_concurrency = 3;
+    o.dest_rate = 2;
+    start(f, &(script){.eod_delay_ms = 800}, &o);
+    delivery d[3];
+    for (size_t i = 0; i < 3; i++) {
+        delivery_init(&d[i], f, 1);
+        deliver_async(f, &d[i]);
+    }
+    join_helpers(f);
+    long long slowest = 0;
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(d[i].results[0].code, 250);
+        slowest = d[i].elapsed_ms > slowest ? d[i].elapsed_ms : slowest;
+    }
+    server_look(&f->srv, &f->view);
+    assert_int_equal(f->view.nconns, 2);
+    assert_true(slowest >= 1200); /* the second session started >= 500 ms after the first */
+}
+
 /* ---- shutdown ---------------------------------------------------------------------------------- */
 
 static void test_shutdown_while_waiting(void **state)
@@ -823,6 +848,7 @@ int main(void)
     struct CMUnitTest tests[NOUT + NREUSE + 4] = {
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_while_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_files, setup, teardown),
     };
