@@ -449,6 +449,8 @@ static bool run_attempt(attempt *a, ph_job_mode mode, ph_job_result *out)
     if (a->nreq > 0) {
         checkpoint_local(a);
         out->wait = job_remote_wait;
+        out->cancel = job_remote_cancel;
+        out->wait_dest = job_remote_destination(a);
         out->finish = finish_remote;
         out->wait_arg = a;
         return true;

@@ -63,6 +63,10 @@ void job_set_outcome(outcome *o, int code, const char *relay, const char *fmt, .
 void job_remote_prepare(attempt *a);
 /* ph_job_result.wait: hands the requests to the relay on the loop. */
 void job_remote_wait(void *arg, ph_qmgr *q, void *token);
+/* ph_job_result.cancel: the queue manager will not wait now; nothing counts as tried. */
+void job_remote_cancel(void *arg);
+/* The destination the attempt waits for (its first remote domain), or NULL. */
+const char *job_remote_destination(const attempt *a);
 /* The relay's answers into the outcomes. */
 void job_remote_record(attempt *a);
 void job_remote_free(attempt *a);

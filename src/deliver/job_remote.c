@@ -98,6 +98,23 @@ static void relay_answered(void *arg)
     ph_qmgr_resume(a->qmgr, a->token);
 }
 
+void job_remote_cancel(void *arg)
+{
+    attempt *a = arg;
+    for (size_t k = 0; k < a->nreq; k++) {
+        ph_relay_request *p = &a->reqs[k];
+        p->untried = true;
+        for (size_t i = 0; i < p->env.nrcpts; i++)
+            ph_client_result_set(&p->results[i], PH_STAGE_NONE, false, 451, "4.4.5",
+                                 "destination busy");
+    }
+}
+
+const char *job_remote_destination(const attempt *a)
+{
+    return a->nreq ? a->reqs[0].domain : NULL;
+}
+
 void job_remote_wait(void *arg, ph_qmgr *q, void *token)
 {
     attempt *a = arg;
@@ -106,13 +123,14 @@ void job_remote_wait(void *arg, ph_qmgr *q, void *token)
     ph_relay_submit(a->ctx->relay, a->ptrs, a->nreq, relay_answered, a);
 }
 
-/* Whether the relay was shutting down for the request that holds rcpts[slot]. */
-static bool stopped_by_shutdown(const attempt *a, size_t slot)
+/* Whether the request that holds rcpts[slot] was not attempted (relay shutdown, or the
+ * queue manager held it back for a busy destination). */
+static bool untried(const attempt *a, size_t slot)
 {
     for (size_t k = 0; k < a->nreq; k++) {
         size_t first = (size_t)(a->reqs[k].env.rcpts - a->rcpts);
         if (slot >= first && slot < first + a->reqs[k].env.nrcpts)
-            return a->reqs[k].shutdown;
+            return a->reqs[k].untried;
     }
     return false;
 }
@@ -120,12 +138,12 @@ static bool stopped_by_shutdown(const attempt *a, size_t slot)
 void job_remote_record(attempt *a)
 {
     for (size_t k = 0; k < a->nreq; k++)
-        if (a->reqs[k].shutdown)
+        if (a->reqs[k].untried)
             a->busy = true; /* not an attempt: due again as soon as a relay runs */
     for (size_t i = 0; a->owner && i < a->env->nrcpts; i++) {
         if (a->owner[i] == SIZE_MAX)
             continue;
-        if (!stopped_by_shutdown(a, a->owner[i]))
+        if (!untried(a, a->owner[i]))
             record_remote(a, i, &a->results[a->owner[i]], a->exch[a->owner[i]]);
     }
 }

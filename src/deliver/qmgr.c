@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "deliver/logline.h"
+#include "deliver/qmgr_dest.h"
 #include "io/workpool.h"
 #include "queue/envelope.h"
 #include "queue/qstore.h"
@@ -43,6 +45,9 @@ typedef struct entry {
     bool kick;                /* a command arrived while the job ran: run again at once */
     bool deleted;             /* delete after the running job */
     ph_job_mode mode;         /* for the next job */
+    qdest *dest;              /* the destination it last waited for (a reference), or NULL */
+    bool counted;             /* in flight for dest now */
+    qdest_node park;          /* parked at dest: ready, but dest has its share in flight */
     char qid[PH_ENVELOPE_ID_MAX + 1];
 } entry;
 
@@ -52,6 +57,7 @@ typedef struct job {
     ph_job_mode mode;
     ph_job_result res;
     bool finishing;           /* resumed after a wait: run finish instead of run */
+    bool held_back;           /* its destination was full: cancelled, not waited for */
     void (*finish)(void *wait_arg, ph_job_result *out);
     void *wait_arg;
 } job;
@@ -66,6 +72,7 @@ struct ph_qmgr {
     entry *ready_head, **ready_tail;
     unsigned long nready, active, waiting;
     bool stopping;            /* ph_qmgr_free: the pool takes no new work */
+    qdest_table *dests;
     unsigned long max_in_flight; /* running + waiting jobs */
     unsigned long long jobs;
     int inotify_fd;
@@ -126,9 +133,10 @@ static entry *add(ph_qmgr *q, const char *qid)
     return e;
 }
 
-/* Takes e out of the ready FIFO if it is there. */
+/* Takes e out of the ready FIFO (or its destination's park) if it is there. */
 static void unready(ph_qmgr *q, entry *e)
 {
+    qdest_unpark(&e->park);
     if (!e->in_ready)
         return;
     e->in_ready = false;
@@ -149,12 +157,13 @@ static void forget(ph_qmgr *q, entry *e)
     *pp = e->next;
     q->count--;
     unready(q, e);
+    qdest_unref(q->dests, e->dest);
     free(e);
 }
 
 static void make_ready(ph_qmgr *q, entry *e)
 {
-    if (e->in_ready || e->active || e->held)
+    if (e->in_ready || e->active || e->held || e->park.parked_at)
         return;
     e->in_ready = true;
     e->ready_next = NULL;
@@ -191,16 +200,53 @@ static void job_work(void *arg)
         j->q->o.run(j->q->o.run_ctx, j->e->qid, j->mode, &j->res);
 }
 
-/* The job waits for loop work: no thread, no slot, until ph_qmgr_resume. */
+/* Remembers the destination e waits for (a reference kept across attempts). */
+static void set_dest(ph_qmgr *q, entry *e, const char *name)
+{
+    if (!name || !q->dests)
+        return;
+    qdest *d = qdest_ref(q->dests, name);
+    qdest_unref(q->dests, e->dest);
+    e->dest = d;
+}
+
+/* The job waits for loop work: no thread, no slot, until ph_qmgr_resume. When its
+ * destination already has its share in flight it does not wait at all: cancel, finish now
+ * (no attempt counted), and the message is parked at its next turn. */
 static void job_suspend(ph_qmgr *q, job *j)
 {
     void (*wait)(void *, ph_qmgr *, void *) = j->res.wait;
+    void (*cancel)(void *) = j->res.cancel;
+    entry *e = j->e;
     j->finish = j->res.finish;
     j->wait_arg = j->res.wait_arg;
     j->res.wait = NULL;
+    set_dest(q, e, j->res.wait_dest);
     q->waiting++;
+    if (e->dest && cancel && qdest_full(q->dests, e->dest)) {
+        j->held_back = true;
+        cancel(j->wait_arg);
+        ph_qmgr_resume(q, j);
+        return;
+    }
+    if (e->dest) {
+        qdest_enter(e->dest);
+        e->counted = true;
+    }
     dispatch(q);
     wait(j->wait_arg, q, j); /* may resume (and finish) j before it returns */
+}
+
+/* A message of d finished: the next parked one of d gets its turn. */
+static void dest_done(ph_qmgr *q, entry *e)
+{
+    if (!e->counted)
+        return;
+    e->counted = false;
+    qdest_leave(e->dest);
+    qdest_node *n = qdest_release(q->dests, e->dest);
+    if (n)
+        make_ready(q, (entry *)((char *)n - offsetof(entry, park)));
 }
 
 void ph_qmgr_resume(ph_qmgr *q, void *token)
@@ -240,6 +286,11 @@ static void job_done(void *arg)
         return job_suspend(q, j);
     q->jobs++;
     e->active = false;
+    dest_done(q, e);
+    if (!j->finishing) { /* this attempt did not use the relay: no destination to wait for */
+        qdest_unref(q->dests, e->dest);
+        e->dest = NULL;
+    }
     if (e->deleted) {
         ph_qstore_remove(q->store, e->qid);
         logf_(q, 2, "event=queue_deleted qid=%s", e->qid);
@@ -249,11 +300,15 @@ static void job_done(void *arg)
     } else {
         e->held = j->res.held;
         e->due = j->res.next_due;
-        if (e->kick) {
+        if (j->held_back && !e->kick)
+            e->mode = j->mode; /* a flush stays a flush when its turn comes */
+        if (e->kick || j->held_back) {
             e->kick = false;
-            e->due = 0;
+            e->due = 0; /* held back: due as soon as its destination has room */
         }
-        if (e->due <= (int64_t)time(NULL))
+        if (j->held_back && !e->held && e->dest && qdest_full(q->dests, e->dest))
+            qdest_park(e->dest, &e->park);
+        else if (e->due <= (int64_t)time(NULL))
             make_ready(q, e);
     }
     free(j);
@@ -265,6 +320,10 @@ static void dispatch(ph_qmgr *q)
     while (q->active < q->o.concurrency && q->active + q->waiting < q->max_in_flight &&
            q->ready_head) {
         entry *e = pop_ready(q);
+        if (e->dest && qdest_full(q->dests, e->dest)) {
+            qdest_park(e->dest, &e->park); /* its turn comes when one of dest finishes */
+            continue;
+        }
         job *j = calloc(1, sizeof(*j));
         if (j)
             *j = (job){.q = q, .e = e, .mode = e->mode};
@@ -388,6 +447,10 @@ ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *er
     if (q->o.concurrency == 0)
         q->o.concurrency = 1;
     q->max_in_flight = in_flight_limit(q->o.concurrency);
+    /* one destination may hold half of the messages in flight: the other half stays free
+     * for the rest of the mail however slow that destination is */
+    q->dests = qdest_table_new(q->o.dest_in_flight ? q->o.dest_in_flight
+                                                   : (unsigned)(q->max_in_flight / 2 + 1));
     q->base = base;
     q->inotify_fd = -1;
     q->ready_tail = &q->ready_head;
@@ -395,8 +458,8 @@ ph_qmgr *ph_qmgr_new(struct event_base *base, const ph_qmgr_options *o, char *er
     q->buckets = calloc(q->nbuckets, sizeof(*q->buckets));
     unsigned threads = q->o.concurrency < PH_WORKPOOL_THREADS_MAX ? q->o.concurrency
                                                                    : PH_WORKPOOL_THREADS_MAX;
-    if (!q->buckets || ph_qstore_open(o->spool_dir, &q->store, err, errlen) < 0) {
-        if (!q->buckets)
+    if (!q->buckets || !q->dests || ph_qstore_open(o->spool_dir, &q->store, err, errlen) < 0) {
+        if (!q->buckets || !q->dests)
             snprintf(err, errlen, "out of memory");
         ph_qmgr_free(q);
         return NULL;
@@ -438,6 +501,7 @@ void ph_qmgr_free(ph_qmgr *q)
             free(e);
         }
     free(q->buckets);
+    qdest_table_free(q->dests);
     ph_qstore_close(q->store);
     free(q);
 }

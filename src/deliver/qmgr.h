@@ -45,6 +45,12 @@ struct ph_job_result {
     void (*wait)(void *wait_arg, ph_qmgr *q, void *token);
     void (*finish)(void *wait_arg, ph_job_result *out);
     void *wait_arg;
+    /* With wait: the destination the job waits for (borrowed until finish), and cancel, which
+     * the manager calls instead of wait when that destination already has its share of
+     * messages in flight (ph_qmgr_options.dest_in_flight): finish then runs at once and must
+     * count no attempt; the message is parked until one of that destination finishes. */
+    const char *wait_dest;
+    void (*cancel)(void *wait_arg);
 };
 
 /* Runs on a worker thread; fills *out (next_due -1 and log NULL when nothing is known). */
@@ -59,6 +65,8 @@ typedef struct ph_qmgr_options {
     void *run_ctx;
     ph_qmgr_log_fn log;     /* may be NULL */
     void *log_ctx;
+    unsigned dest_in_flight; /* messages waiting per destination at most; 0 = half of the
+                                messages in flight (10x concurrency, or the fd limit's share) */
 } ph_qmgr_options;
 
 typedef struct ph_qmgr_stats {

@@ -853,7 +853,7 @@ static relay_req *req_new(ph_relay *r, ph_relay_request *p, batch *b)
 
 static void fail_request(ph_relay_request *p, int code, const char *enh, const char *text)
 {
-    p->shutdown = strcmp(enh, "4.3.2") == 0;
+    p->untried = strcmp(enh, "4.3.2") == 0;
     for (size_t i = 0; i < p->env.nrcpts; i++) {
         ph_client_result_set(&p->results[i], PH_STAGE_NONE, false, code, enh, text);
         p->exchanger[i][0] = '\0';
@@ -869,7 +869,7 @@ void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n)
     for (size_t i = 0; i < n; i++) {
         ph_relay_request *p = reqs[i];
         memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
-        p->shutdown = false;
+        p->untried = false;
         for (size_t k = 0; k < p->env.nrcpts; k++)
             p->exchanger[k][0] = '\0';
         relay_req *q = r->shut || p->env.nrcpts == 0 ? NULL : req_new(r, p, &b);
@@ -907,7 +907,7 @@ void ph_relay_submit(ph_relay *r, ph_relay_request *const *reqs, size_t n,
     for (size_t i = 0; i < n; i++) {
         ph_relay_request *p = reqs[i];
         memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
-        p->shutdown = false;
+        p->untried = false;
         for (size_t k = 0; k < p->env.nrcpts; k++)
             p->exchanger[k][0] = '\0';
         relay_req *q = b && !r->shutting && p->env.nrcpts ? req_new(r, p, b) : NULL;
@@ -984,7 +984,7 @@ void ph_relay_shutdown(ph_relay *r)
         relay_req *q = r->inflight;
         q->waiting = false;
         q->holds_slot = false;
-        q->pub->shutdown = true;
+        q->pub->untried = true;
         set_open(q, 451, "4.3.2", "shutting down", false, PH_STAGE_NONE);
         req_finish(q);
     }

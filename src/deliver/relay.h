@@ -79,9 +79,9 @@ typedef struct ph_relay_request {
     /* out: one per recipient */
     ph_client_result *results;
     char (*exchanger)[PH_RELAY_EXCHANGER_MAX]; /* who said it; "" when no server did */
-    bool shutdown;                   /* the relay stopped before this request was done: its
-                                        open recipients say 451 4.3.2 and were not tried
-                                        (do not count an attempt) */
+    bool untried;                    /* not attempted (the relay shut down before it was done:
+                                        its open recipients say 451 4.3.2): do not count an
+                                        attempt */
 } ph_relay_request;
 
 typedef void (*ph_relay_log_fn)(void *ctx, int level, const char *line);

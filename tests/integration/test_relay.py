@@ -366,6 +366,22 @@ class RelayTests(RelayCase):
         self.assertIn("<carol@slow.test>  pending", out)  # no attempt counted
         self.assertNotIn("shutting down", out)
 
+    # 13d
+    def test_13d_slow_destination_does_not_hold_back_other_mail(self):
+        # one job slot (10 messages in flight at most) and one session per destination (2
+        # messages of a destination in flight): 12 messages to an MX that never greets must
+        # not keep a local message waiting for their timeouts
+        self.start_dns(mx("slow.test", (10, "mx1.slow.test", A)))
+        self.receiver(A, greeting_delay=30)
+        d = self.serve(self.conf(extra="queue_concurrency = 1\ndestination_concurrency = 1\n"))
+        for i in range(12):
+            self.send(d, ["carol@slow.test"], message("slow%d" % i))
+        t0 = time.monotonic()
+        self.send(d, ["bob@example.org"], message("local"))
+        wait_until(lambda: self.maildir_new("bob"), timeout=2.5,
+                   what="the local message while 12 wait for a slow MX")
+        self.assertLess(time.monotonic() - t0, 2.5)
+
     # 14
     def test_14_connection_reuse(self):
         self.start_dns(mx("reuse.test", (10, "mx.reuse.test", C)))
