@@ -10,7 +10,8 @@
  *    sessions kept for reuse, requests waiting for a session.
  *  - host memory (relay_memory.h): per address and port, the last connect latency and until
  *    when a failure is remembered.
- * Worker threads only touch the inbox (under the mutex) and their own batch.
+ * The entry points (handing requests over, creation, shutdown) are relay_life.c's; the
+ * objects are defined in relay_state.h.
  */
 #include "deliver/relay.h"
 
@@ -29,89 +30,14 @@
 #include "deliver/logline.h"
 #include "deliver/relay_internal.h"
 #include "deliver/relay_memory.h"
+#include "deliver/relay_state.h"
 #include "dns/idna.h"
 #include "dns/mx.h"
 
-#define CANDS_MAX (PH_MX_HOSTS_MAX * PH_MX_ADDRS_MAX)
-#define DEST_KEY_MAX 300
-
-/* The requests of one ph_relay_deliver (a waiting thread: mu/cv) or one ph_relay_submit
- * (done on the loop; the batch is freed after it). */
-/* A log line through the object's log hook (o.log, o.log_ctx). */
-#define logf_(obj, level, ...) ph_logline((obj)->o.log, (obj)->o.log_ctx, (level), __VA_ARGS__)
-
-typedef struct batch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t left;
-    ph_relay_done_fn done;
-    void *done_arg;
-} batch;
-
-typedef struct cand {
-    uint8_t host, addr;
-} cand;
-
-struct relay_req {
-    ph_relay *relay;
-    ph_relay_request *pub;
-    batch *b;
-    relay_req *next;            /* inbox, in-flight list */
-    relay_req *wait_next;       /* a destination's waiters */
-    relay_dest *dest;
-    ph_mx_query *mxq;
-    ph_mx_result *mx;
-    char lookup[PH_DNS_NAME_MAX + 1]; /* the domain (or smarthost) as asked of the DNS */
-    unsigned port;
-    cand cands[CANDS_MAX];
-    size_t ncand, next_cand;
-    uint16_t group_pref;        /* the preference being tried */
-    bool host_used[PH_MX_HOSTS_MAX];
-    size_t hosts_used;
-    relay_conn *attempts;
-    struct event *stagger;
-    bool waiting, fallback, holds_slot, tls_fallback;
-    bool *final;
-    size_t *open_idx;
-    const char **open_rcpts;
-    ph_client_result *txn_results;
-    ph_smtp_envelope txn_env;
-    ph_client_result last_error;
-    char last_exchanger[PH_RELAY_EXCHANGER_MAX];
-};
-
-struct relay_dest {
-    relay_dest *next;
-    ph_relay *relay;
-    char key[DEST_KEY_MAX];
-    unsigned active;            /* sessions and connection rounds holding a slot */
-    unsigned nreqs;             /* requests using this destination */
-    relay_conn *sessions;       /* greeted connections: in a transaction, idle or quitting */
-    relay_req *wait_head, **wait_tail;
-    long long last_open_ms;
-    struct event *timer;        /* rate limit: try the waiters again */
-};
-
-struct ph_relay {
-    ph_relay_options o;
-    struct event_base *base;
-    pthread_mutex_t mu;
-    relay_req *inbox;
-    bool shut;                  /* under mu */
-    bool shutting;              /* loop side: no new sessions while everything is torn down */
-    int wake[2];
-    struct event *wake_ev;
-    relay_req *inflight;
-    relay_dest *dests;
-    relay_memory memory;
-};
-
 static bool req_seek(relay_req *q);
-static void req_finish(relay_req *q);
 static void dest_pump(relay_dest *d);
 
 /* ---- small things ---------------------------------------------------------------------- */
-
 
 const ph_relay_options *relay_options(const ph_relay *r) { return &r->o; }
 struct event_base *relay_base(const ph_relay *r) { return r->base; }
@@ -338,7 +264,7 @@ static size_t next_candidate(relay_req *q)
 
 /* ---- results ------------------------------------------------------------------------------- */
 
-static void set_open(relay_req *q, int code, const char *enh, const char *text, bool remote,
+void relay_req_set_open(relay_req *q, int code, const char *enh, const char *text, bool remote,
                      ph_client_stage stage)
 {
     for (size_t i = 0; i < q->pub->env.nrcpts; i++)
@@ -429,7 +355,7 @@ static void req_after_txn(relay_req *q, const txn_end *e)
             return;
         }
     }
-    req_finish(q);
+    relay_req_finish(q);
 }
 
 /* ---- connecting ------------------------------------------------------------------------------ */
@@ -543,7 +469,7 @@ static void round_failed(relay_req *q)
             q->pub->results[i] = *e;
             snprintf(q->pub->exchanger[i], PH_RELAY_EXCHANGER_MAX, "%s", q->last_exchanger);
         }
-    req_finish(q); /* gives the slot back */
+    relay_req_finish(q); /* gives the slot back */
 }
 
 void relay_on_attempt_failed(relay_conn *c, int code, const char *enh, const char *why,
@@ -700,7 +626,7 @@ static void req_free(relay_req *q)
     free(q);
 }
 
-static void batch_done(batch *b)
+void relay_batch_done(batch *b)
 {
     if (b->done) { /* ph_relay_submit: loop thread only, no lock */
         if (--b->left == 0) {
@@ -717,7 +643,7 @@ static void batch_done(batch *b)
     pthread_mutex_unlock(&b->mu);
 }
 
-static void req_finish(relay_req *q)
+void relay_req_finish(relay_req *q)
 {
     ph_relay *r = q->relay;
     for (relay_req **pp = &r->inflight; *pp; pp = &(*pp)->next)
@@ -742,7 +668,7 @@ static void req_finish(relay_req *q)
     relay_dest *d = q->dest;
     batch *b = q->b;
     req_free(q);
-    batch_done(b);
+    relay_batch_done(b);
     if (d && freed_slot && !r->shutting)
         dest_pump(d);
     if (d)
@@ -754,14 +680,14 @@ static void on_mx(void *arg, const ph_mx_result *res)
     relay_req *q = arg;
     q->mxq = NULL;
     if (res->verdict != PH_MX_OK) {
-        set_open(q, res->smtp_code, res->status, res->text, false, PH_STAGE_CONNECT);
+        relay_req_set_open(q, res->smtp_code, res->status, res->text, false, PH_STAGE_CONNECT);
         logf_(q->relay, 2, "event=smtp_dns qid=%s domain=%s verdict=%s text=\"%s\"", q->pub->qid,
               q->pub->domain, ph_mx_verdict_name(res->verdict), res->text);
-        return req_finish(q);
+        return relay_req_finish(q);
     }
     if (!(q->mx = malloc(sizeof(*q->mx)))) {
-        set_open(q, 451, "4.3.0", "out of memory", false, PH_STAGE_CONNECT);
-        return req_finish(q);
+        relay_req_set_open(q, 451, "4.3.0", "out of memory", false, PH_STAGE_CONNECT);
+        return relay_req_finish(q);
     }
     *q->mx = *res;
     if (!q->pub->route.smarthost)
@@ -769,68 +695,40 @@ static void on_mx(void *arg, const ph_mx_result *res)
     if (q->mx->nhosts == 0) {
         char why[400];
         snprintf(why, sizeof(why), "mail for %s loops back to myself", q->pub->domain);
-        set_open(q, 554, "5.4.6", why, false, PH_STAGE_CONNECT);
-        return req_finish(q);
+        relay_req_set_open(q, 554, "5.4.6", why, false, PH_STAGE_CONNECT);
+        return relay_req_finish(q);
     }
     build_candidates(q);
     req_seek(q);
 }
 
-static void req_start(ph_relay *r, relay_req *q)
+void relay_req_start(ph_relay *r, relay_req *q)
 {
     q->next = r->inflight;
     r->inflight = q;
     const ph_relay_route *rt = &q->pub->route;
     q->port = rt->smarthost ? rt->port : r->o.mx_port;
     if (!(q->dest = dest_get(r, q->pub))) {
-        set_open(q, 451, "4.3.0", "out of memory", false, PH_STAGE_CONNECT);
-        return req_finish(q);
+        relay_req_set_open(q, 451, "4.3.0", "out of memory", false, PH_STAGE_CONNECT);
+        return relay_req_finish(q);
     }
     q->dest->nreqs++;
     if (ph_dns_name_to_ascii(rt->smarthost ? rt->host : q->pub->domain, q->lookup,
                              sizeof(q->lookup)) < 0) {
-        set_open(q, 550, "5.1.2", "the domain is not a valid internationalized domain name",
+        relay_req_set_open(q, 550, "5.1.2", "the domain is not a valid internationalized domain name",
                  false, PH_STAGE_CONNECT);
-        return req_finish(q);
+        return relay_req_finish(q);
     }
     int rc = rt->smarthost ? ph_mx_lookup_host(r->o.resolver, q->lookup, on_mx, q, &q->mxq)
                            : ph_mx_lookup(r->o.resolver, q->lookup, NULL, NULL, on_mx, q,
                                           &q->mxq);
     if (rc < 0) {
-        set_open(q, 451, "4.3.0", "cannot start the DNS lookup", false, PH_STAGE_CONNECT);
-        req_finish(q);
+        relay_req_set_open(q, 451, "4.3.0", "cannot start the DNS lookup", false, PH_STAGE_CONNECT);
+        relay_req_finish(q);
     }
 }
 
-/* ---- the inbox (worker threads -> loop) ------------------------------------------------------ */
-
-static void wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)what;
-    ph_relay *r = arg;
-    char buf[256];
-    while (read(fd, buf, sizeof(buf)) > 0) {
-    }
-    pthread_mutex_lock(&r->mu);
-    relay_req *list = r->inbox;
-    r->inbox = NULL;
-    pthread_mutex_unlock(&r->mu);
-    /* the inbox is LIFO: start in arrival order */
-    relay_req *rev = NULL;
-    while (list) {
-        relay_req *next = list->next;
-        list->next = rev;
-        rev = list;
-        list = next;
-    }
-    while (rev) {
-        relay_req *next = rev->next;
-        req_start(r, rev);
-        rev = next;
-    }
-}
-
-static relay_req *req_new(ph_relay *r, ph_relay_request *p, batch *b)
+relay_req *relay_req_new(ph_relay *r, ph_relay_request *p, batch *b)
 {
     size_t n = p->env.nrcpts;
     relay_req *q = calloc(1, sizeof(*q));
@@ -849,164 +747,4 @@ static relay_req *req_new(ph_relay *r, ph_relay_request *p, batch *b)
         return NULL;
     }
     return q;
-}
-
-static void fail_request(ph_relay_request *p, int code, const char *enh, const char *text)
-{
-    p->untried = strcmp(enh, "4.3.2") == 0;
-    for (size_t i = 0; i < p->env.nrcpts; i++) {
-        ph_client_result_set(&p->results[i], PH_STAGE_NONE, false, code, enh, text);
-        p->exchanger[i][0] = '\0';
-    }
-}
-
-void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n)
-{
-    batch b = {.left = 0};
-    pthread_mutex_init(&b.mu, NULL);
-    pthread_cond_init(&b.cv, NULL);
-    pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < n; i++) {
-        ph_relay_request *p = reqs[i];
-        memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
-        p->untried = false;
-        for (size_t k = 0; k < p->env.nrcpts; k++)
-            p->exchanger[k][0] = '\0';
-        relay_req *q = r->shut || p->env.nrcpts == 0 ? NULL : req_new(r, p, &b);
-        if (!q) {
-            fail_request(p, 451, r->shut ? "4.3.2" : "4.3.0",
-                         r->shut ? "shutting down" : "out of memory");
-            continue;
-        }
-        q->next = r->inbox;
-        r->inbox = q;
-        b.left++;
-    }
-    pthread_mutex_unlock(&r->mu);
-    if (b.left > 0) {
-        ssize_t w = write(r->wake[1], "x", 1);
-        (void)w; /* EAGAIN: a wake-up is pending already */
-        pthread_mutex_lock(&b.mu);
-        while (b.left > 0)
-            pthread_cond_wait(&b.cv, &b.mu);
-        pthread_mutex_unlock(&b.mu);
-    }
-    pthread_cond_destroy(&b.cv);
-    pthread_mutex_destroy(&b.mu);
-}
-
-void ph_relay_submit(ph_relay *r, ph_relay_request *const *reqs, size_t n,
-                     ph_relay_done_fn done, void *arg)
-{
-    batch *b = calloc(1, sizeof(*b));
-    if (b) {
-        b->done = done;
-        b->done_arg = arg;
-        b->left = 1; /* held until every request has started: one may finish at once */
-    }
-    for (size_t i = 0; i < n; i++) {
-        ph_relay_request *p = reqs[i];
-        memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
-        p->untried = false;
-        for (size_t k = 0; k < p->env.nrcpts; k++)
-            p->exchanger[k][0] = '\0';
-        relay_req *q = b && !r->shutting && p->env.nrcpts ? req_new(r, p, b) : NULL;
-        if (!q) {
-            fail_request(p, 451, r->shutting ? "4.3.2" : "4.3.0",
-                         r->shutting ? "shutting down" : "out of memory");
-            continue;
-        }
-        b->left++;
-        req_start(r, q);
-    }
-    if (b)
-        batch_done(b);
-    else
-        done(arg);
-}
-
-/* ---- life -------------------------------------------------------------------------------------- */
-
-ph_relay *ph_relay_new(struct event_base *base, const ph_relay_options *o)
-{
-    if (!base || !o || !o->resolver || !o->helo_name || o->dest_concurrency == 0) {
-        errno = EINVAL;
-        return NULL;
-    }
-    ph_relay *r = calloc(1, sizeof(*r));
-    if (!r) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    r->o = *o;
-    r->base = base;
-    r->memory.lifetime_ms = o->host_memory_ms;
-    r->wake[0] = r->wake[1] = -1;
-    pthread_mutex_init(&r->mu, NULL);
-    if (pipe2(r->wake, O_NONBLOCK | O_CLOEXEC) < 0 ||
-        !(r->wake_ev = event_new(base, r->wake[0], EV_READ | EV_PERSIST, wake_cb, r)) ||
-        event_add(r->wake_ev, NULL) < 0) {
-        int e = errno ? errno : ENOMEM;
-        ph_relay_free(r);
-        errno = e;
-        return NULL;
-    }
-    return r;
-}
-
-void ph_relay_shutdown(ph_relay *r)
-{
-    if (!r)
-        return;
-    pthread_mutex_lock(&r->mu);
-    r->shut = true;
-    relay_req *list = r->inbox;
-    r->inbox = NULL;
-    pthread_mutex_unlock(&r->mu);
-    r->shutting = true;
-    for (relay_req *q = list, *next; q; q = next) {
-        next = q->next;
-        q->next = r->inflight;
-        r->inflight = q;
-    }
-    /* sessions first (no callbacks), then every request ends with what it has */
-    for (relay_dest *d = r->dests; d; d = d->next) {
-        for (relay_conn *c = d->sessions, *next; c; c = next) {
-            next = c->snext;
-            relay_conn_abort(c);
-        }
-        d->sessions = NULL;
-        d->active = 0;
-        d->wait_head = NULL;
-        d->wait_tail = &d->wait_head;
-    }
-    while (r->inflight) {
-        relay_req *q = r->inflight;
-        q->waiting = false;
-        q->holds_slot = false;
-        q->pub->untried = true;
-        set_open(q, 451, "4.3.2", "shutting down", false, PH_STAGE_NONE);
-        req_finish(q);
-    }
-    while (r->dests) {
-        relay_dest *d = r->dests;
-        r->dests = d->next;
-        event_free(d->timer);
-        free(d);
-    }
-}
-
-void ph_relay_free(ph_relay *r)
-{
-    if (!r)
-        return;
-    ph_relay_shutdown(r);
-    if (r->wake_ev)
-        event_free(r->wake_ev);
-    if (r->wake[0] >= 0)
-        close(r->wake[0]);
-    if (r->wake[1] >= 0)
-        close(r->wake[1]);
-    pthread_mutex_destroy(&r->mu);
-    free(r);
 }
