@@ -282,17 +282,27 @@ def run_once(peer, n, args, rnd, tag, count_tool=None):
         "quiet_wait_s": quiet_wait, "pre_busy_pct": pre_busy,
         "loadavg": open("/proc/loadavg").read().split()[0],
     }
-    if syncs is not None:
-        row["syncs"] = syncs
-        row["fsyncs_per_msg"] = round(sum(c["fsync"] + c["fdatasync"] for c in syncs.values()) / n, 3)
+    add_syncs(row, syncs, n)
     return row
 
 
+def add_syncs(row, syncs, n):
+    """The fsync counts of a run (per process name) and their sum per message, into row."""
+    if syncs is not None:
+        row["syncs"] = syncs
+        row["fsyncs_per_msg"] = round(sum(c["fsync"] + c["fdatasync"] for c in syncs.values()) / n, 3)
+
+
+def syncs_text(r):
+    """The fsync part of a run's progress line ("" when they were not counted)."""
+    if r.get("syncs") is None:
+        return ""
+    return "  fsync+fdatasync %.2f/msg (%s)" % (r["fsyncs_per_msg"], " ".join(
+        "%s:%d+%d" % (k, v["fsync"], v["fdatasync"]) for k, v in sorted(r["syncs"].items())))
+
+
 def show(r):
-    extra = ""
-    if r.get("syncs") is not None:
-        extra = "  fsync+fdatasync %.2f/msg (%s)" % (r["fsyncs_per_msg"], " ".join(
-            "%s:%d+%d" % (k, v["fsync"], v["fdatasync"]) for k, v in sorted(r["syncs"].items())))
+    extra = syncs_text(r)
     print("  %-18s r%d %s accept %7.1f msg/s (%.2fs)  e2e %7.1f msg/s (%ss)  srv %.3f ms/msg "
           "%5.1f%%  other %.2fs%s %s" % (
               r["peer"], r["round"], "ok  " if r["ok"] else "FAIL", r["accept_msgs_per_s"],

@@ -571,18 +571,12 @@ def run_once(peer, n, args, rnd, tag, dns, count_tool=None):
         "quiet_wait_s": m["quiet_wait"], "pre_busy_pct": m["pre_busy"],
         "loadavg": open("/proc/loadavg").read().split()[0],
     }
-    if m["syncs"] is not None:
-        row["syncs"] = m["syncs"]
-        row["fsyncs_per_msg"] = round(sum(v["fsync"] + v["fdatasync"]
-                                          for v in m["syncs"].values()) / n, 3)
+    maildir_bench.add_syncs(row, m["syncs"], n)
     return row
 
 
 def show(r):
-    extra = ""
-    if r.get("syncs") is not None:
-        extra = "  fsync+fdatasync %.2f/msg (%s)" % (r["fsyncs_per_msg"], " ".join(
-            "%s:%d+%d" % (k, v["fsync"], v["fdatasync"]) for k, v in sorted(r["syncs"].items())))
+    extra = maildir_bench.syncs_text(r)
     lat = lambda k: "%.1f" % r[k] if r[k] is not None else "-"
     secs = lambda k: "%.2fs" % r[k] if r[k] is not None else "-"
     print("  %-20s r%d %s accept %7.1f msg/s (%s)  e2e %7.1f msg/s (%s)  latency p50 %s p99 %s "
