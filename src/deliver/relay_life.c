@@ -42,13 +42,24 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void fail_request(ph_relay_request *p, int code, const char *enh, const char *text)
+/* Clears a request's outputs before it is taken. */
+static void reset_request(ph_relay_request *p)
 {
-    p->untried = strcmp(enh, "4.3.2") == 0;
-    for (size_t i = 0; i < p->env.nrcpts; i++) {
-        ph_client_result_set(&p->results[i], PH_STAGE_NONE, false, code, enh, text);
-        p->exchanger[i][0] = '\0';
-    }
+    memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
+    p->untried = false;
+    for (size_t k = 0; k < p->env.nrcpts; k++)
+        p->exchanger[k][0] = '\0';
+}
+
+/* A request that cannot start: the relay is stopping (not tried: no attempt counts), or
+ * memory is short (a temporary failure). */
+static void refuse_request(ph_relay_request *p, bool stopping)
+{
+    p->untried = stopping;
+    for (size_t i = 0; i < p->env.nrcpts; i++)
+        ph_client_result_set(&p->results[i], PH_STAGE_NONE, false, 451,
+                             stopping ? "4.3.2" : "4.3.0",
+                             stopping ? "shutting down" : "out of memory");
 }
 
 void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n)
@@ -59,14 +70,10 @@ void ph_relay_deliver(ph_relay *r, ph_relay_request *const *reqs, size_t n)
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < n; i++) {
         ph_relay_request *p = reqs[i];
-        memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
-        p->untried = false;
-        for (size_t k = 0; k < p->env.nrcpts; k++)
-            p->exchanger[k][0] = '\0';
+        reset_request(p);
         relay_req *q = r->shut || p->env.nrcpts == 0 ? NULL : relay_req_new(r, p, &b);
         if (!q) {
-            fail_request(p, 451, r->shut ? "4.3.2" : "4.3.0",
-                         r->shut ? "shutting down" : "out of memory");
+            refuse_request(p, r->shut);
             continue;
         }
         q->next = r->inbox;
@@ -97,14 +104,10 @@ void ph_relay_submit(ph_relay *r, ph_relay_request *const *reqs, size_t n,
     }
     for (size_t i = 0; i < n; i++) {
         ph_relay_request *p = reqs[i];
-        memset(p->results, 0, p->env.nrcpts * sizeof(*p->results));
-        p->untried = false;
-        for (size_t k = 0; k < p->env.nrcpts; k++)
-            p->exchanger[k][0] = '\0';
+        reset_request(p);
         relay_req *q = b && !r->shutting && p->env.nrcpts ? relay_req_new(r, p, b) : NULL;
         if (!q) {
-            fail_request(p, 451, r->shutting ? "4.3.2" : "4.3.0",
-                         r->shutting ? "shutting down" : "out of memory");
+            refuse_request(p, r->shutting);
             continue;
         }
         b->left++;
