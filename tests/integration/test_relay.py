@@ -114,6 +114,23 @@ class RelayTests(RelayCase):
         except AssertionError as e:
             raise AssertionError("%s; log tail:\n%s" % (e, d.stderr_tail())) from None
 
+    # 2b
+    def test_02b_backup_session_not_kept_for_new_mail(self):
+        # the primary is down: the first message goes to the backup. Once the primary is up,
+        # the next message goes there, not over a session kept open to the backup.
+        self.start_dns(mx("primary.test", (10, "mx1.primary.test", A),
+                          (20, "mx2.primary.test", B)))
+        backup = self.sink(B)
+        d = self.serve(self.conf(extra="smtp_host_memory = 0\n"))
+        self.send(d, ["bob@primary.test"], message("first"))
+        backup.wait_messages(1)
+        self.wait_queue_empty()
+        primary = self.sink(A)
+        self.send(d, ["bob@primary.test"], message("second"))
+        got = primary.wait_messages(1)
+        self.assertIn(b"Subject: relay second", got[0].data)
+        self.assertEqual(len(backup.messages()), 1)
+
     # 3
     def test_03_fallback_on_4xx_to_mail(self):
         self.start_dns(mx("soft.test", (10, "mx1.soft.test", A), (20, "mx2.soft.test", B)))
